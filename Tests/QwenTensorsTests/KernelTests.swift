@@ -1,0 +1,235 @@
+import QwenFormats
+import QwenTensors
+import Testing
+
+/// Deterministic pseudo-random floats (xorshift), roughly N(0, 1)-ish.
+struct TestRandom {
+    var state: UInt64
+    init(_ seed: UInt64) { state = seed | 1 }
+    mutating func next() -> UInt64 {
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        return state
+    }
+    mutating func float() -> Float { Float(Double(next() >> 11) * 0x1p-53) * 2 - 1 }
+    mutating func floats(_ n: Int, scale: Float = 1) -> [Float] { (0 ..< n).map { _ in float() * scale } }
+}
+
+func quantizeQ8(_ x: [Float], path: KernelPath) -> [UInt8] {
+    var out = [UInt8](repeating: 0, count: x.count / 32 * 34)
+    x.withUnsafeBufferPointer { xb in out.withUnsafeMutableBytes { RowKernels.quantizeQ8_0(xb.baseAddress!, $0.baseAddress!, x.count, path: path) } }
+    return out
+}
+
+/// Q4_0 as llama.cpp's reference quantizer makes it: d = max / -8 (signed max), q = clamp(x/d + 8.5).
+func quantizeQ4(_ x: [Float]) -> [UInt8] {
+    var out: [UInt8] = []
+    for b in 0 ..< x.count / 32 {
+        let blk = Array(x[b * 32 ..< b * 32 + 32])
+        var amax: Float = 0, maxv: Float = 0
+        for v in blk where abs(v) > amax { amax = abs(v); maxv = v }
+        let d = maxv / -8, id: Float = d != 0 ? 1 / d : 0
+        let dh = floatToF16(d)
+        out += [UInt8(dh & 0xFF), UInt8(dh >> 8)]
+        for j in 0 ..< 16 {
+            let q0 = min(15, UInt8(max(0, blk[j] * id + 8.5)))
+            let q1 = min(15, UInt8(max(0, blk[j + 16] * id + 8.5)))
+            out.append(q0 | q1 << 4)
+        }
+    }
+    return out
+}
+
+@Suite struct KernelTests {
+    @Test(arguments: [32, 64, 896, 4864])
+    func quantizeQ8SimdMatchesPortable(n: Int) {
+        var rng = TestRandom(UInt64(n))
+        var x = rng.floats(n, scale: 3)
+        x[0] = 0; x[5] = 1e-30  // an all-small block stays finite
+        for j in 32 ..< min(n, 64) { x[j] = 0 }  // an all-zero block
+        #expect(quantizeQ8(x, path: .simd) == quantizeQ8(x, path: .portable))
+    }
+
+    @Test func q8ReconstructionIsWithinHalfAStep() throws {
+        var rng = TestRandom(7)
+        let x = rng.floats(256)
+        let q = quantizeQ8(x, path: .portable)
+        var back = [Float](repeating: 0, count: 256)
+        try q.withUnsafeBytes { src in try back.withUnsafeMutableBufferPointer { try RowKernels.dequantizeRow(.q8_0, src.baseAddress!, $0.baseAddress!, 256) } }
+        for b in 0 ..< 8 {
+            let amax = x[b * 32 ..< b * 32 + 32].map(abs).max()!
+            for j in b * 32 ..< b * 32 + 32 { #expect(abs(back[j] - x[j]) <= amax / 127 * 0.51 + 1e-6) }
+        }
+    }
+
+    @Test(arguments: [32, 96, 896, 4864])
+    func quantizedDotsSimdMatchPortable(n: Int) {
+        var rng = TestRandom(UInt64(n) &* 31)
+        let w = rng.floats(n), x = rng.floats(n, scale: 2)
+        let wq8 = quantizeQ8(w, path: .portable), wq4 = quantizeQ4(w), xq = quantizeQ8(x, path: .portable)
+        let blocks = n / 32
+        wq8.withUnsafeBytes { wp in xq.withUnsafeBytes { xp in
+            let s = RowKernels.dotQ8_0(blocks, wp.baseAddress!, xp.baseAddress!, path: .simd)
+            let p = RowKernels.dotQ8_0(blocks, wp.baseAddress!, xp.baseAddress!, path: .portable)
+            #expect(abs(s - p) <= 1e-4 * max(1, abs(p)))
+        } }
+        wq4.withUnsafeBytes { wp in xq.withUnsafeBytes { xp in
+            let s = RowKernels.dotQ4_0(blocks, wp.baseAddress!, xp.baseAddress!, path: .simd)
+            let p = RowKernels.dotQ4_0(blocks, wp.baseAddress!, xp.baseAddress!, path: .portable)
+            #expect(abs(s - p) <= 1e-4 * max(1, abs(p)))
+        } }
+    }
+
+    @Test func quantizedDotsApproximateTheFloatDot() {
+        var rng = TestRandom(99)
+        let n = 1024
+        let w = rng.floats(n), x = rng.floats(n)
+        let exact = zip(w, x).map { Double($0) * Double($1) }.reduce(0, +)
+        let wq8 = quantizeQ8(w, path: .portable), xq = quantizeQ8(x, path: .portable), wq4 = quantizeQ4(w)
+        let d8 = wq8.withUnsafeBytes { wp in xq.withUnsafeBytes { RowKernels.dotQ8_0(n / 32, wp.baseAddress!, $0.baseAddress!, path: .best) } }
+        let d4 = wq4.withUnsafeBytes { wp in xq.withUnsafeBytes { RowKernels.dotQ4_0(n / 32, wp.baseAddress!, $0.baseAddress!, path: .best) } }
+        #expect(abs(Double(d8) - exact) < 0.1)
+        #expect(abs(Double(d4) - exact) < 1.0)
+    }
+
+    @Test(arguments: [1, 7, 16, 33, 896])
+    func halfDotsSimdMatchPortable(n: Int) {
+        var rng = TestRandom(UInt64(n) + 5)
+        let w = rng.floats(n), x = rng.floats(n)
+        let h = w.map(floatToF16), b = w.map(floatToBF16)
+        h.withUnsafeBufferPointer { hp in x.withUnsafeBufferPointer { xp in
+            let s = RowKernels.dotF16(n, hp.baseAddress!, xp.baseAddress!, path: .simd)
+            let p = RowKernels.dotF16(n, hp.baseAddress!, xp.baseAddress!, path: .portable)
+            #expect(abs(s - p) <= 1e-5 * Float(n))
+        } }
+        b.withUnsafeBufferPointer { bp in x.withUnsafeBufferPointer { xp in
+            let s = RowKernels.dotBF16(n, bp.baseAddress!, xp.baseAddress!, path: .simd)
+            let p = RowKernels.dotBF16(n, bp.baseAddress!, xp.baseAddress!, path: .portable)
+            #expect(abs(s - p) <= 1e-5 * Float(n))
+        } }
+        let f = x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { RowKernels.dotF32(n, $0.baseAddress!, xp.baseAddress!) } }
+        let exact = zip(w, x).map { Double($0) * Double($1) }.reduce(0, +)
+        #expect(abs(Double(f) - exact) < 1e-4 * Double(n))
+    }
+
+    @Test func halfConversionsRoundLikeTheReference() {
+        #expect(floatToBF16(1.0) == 0x3F80)
+        #expect(floatToBF16(Float(bitPattern: 0x3F80_8000)) == 0x3F80)  // tie to even
+        #expect(floatToBF16(Float(bitPattern: 0x3F81_8000)) == 0x3F82)
+        #expect(bf16ToFloat(0xC000) == -2)
+        #expect(floatToF16(65504) == 0x7BFF)
+        #expect(f16ToFloat(0x3C00) == 1)
+    }
+
+    @Test(arguments: [TensorType.f32, .f16, .bf16, .q8_0, .q4_0])
+    func linearMatchesReferenceOnEveryPathAndThreadCount(type: TensorType) throws {
+        let rows = 70, cols = 96, tokens = 5
+        var rng = TestRandom(1234)
+        let w = rng.floats(rows * cols), x = rng.floats(tokens * cols), bias = rng.floats(rows)
+        var stored: [UInt8] = []
+        for r in 0 ..< rows {
+            let row = Array(w[r * cols ..< (r + 1) * cols])
+            switch type {
+            case .f32: stored += row.withUnsafeBytes { Array($0) }
+            case .f16: stored += row.map(floatToF16).withUnsafeBytes { Array($0) }
+            case .bf16: stored += row.map(floatToBF16).withUnsafeBytes { Array($0) }
+            case .q8_0: stored += quantizeQ8(row, path: .portable)
+            default: stored += quantizeQ4(row)
+            }
+        }
+        // reference: dequantized weights times (for Q types, Q8-rounded) activations
+        var wDeq = [Float](repeating: 0, count: rows * cols)
+        try stored.withUnsafeBytes { s in
+            let rb = type.byteCount(elements: cols)!
+            for r in 0 ..< rows { try wDeq.withUnsafeMutableBufferPointer { try RowKernels.dequantizeRow(type, s.baseAddress! + r * rb, $0.baseAddress! + r * cols, cols) } }
+        }
+        var xRef = x
+        if type == .q8_0 || type == .q4_0 {
+            for t in 0 ..< tokens {
+                let q = quantizeQ8(Array(x[t * cols ..< (t + 1) * cols]), path: .portable)
+                try q.withUnsafeBytes { s in try xRef.withUnsafeMutableBufferPointer { try RowKernels.dequantizeRow(.q8_0, s.baseAddress!, $0.baseAddress! + t * cols, cols) } }
+            }
+        }
+        let scratch = try AlignedBuffer<UInt8>(count: tokens * (cols / 32) * 34)
+        for path in [KernelPath.portable, .simd] {
+            for threads in [1, 3] {
+                let pool = threads > 1 ? ThreadPool(threads: threads) : nil
+                var y = [Float](repeating: .nan, count: tokens * rows)
+                try stored.withUnsafeBytes { s in
+                    let m = try WeightMatrix(TensorData(name: "w", type: type, shape: [rows, cols], data: s.baseAddress!, byteCount: s.count))
+                    x.withUnsafeBufferPointer { xp in bias.withUnsafeBufferPointer { bp in y.withUnsafeMutableBufferPointer { yp in
+                        linear(m, input: xp.baseAddress!, tokens: tokens, output: yp.baseAddress!, bias: bp.baseAddress!,
+                               scratch: scratch.raw, pool: pool, path: path)
+                    } } }
+                }
+                for t in 0 ..< tokens {
+                    for r in 0 ..< rows {
+                        var ref = Double(bias[r])
+                        for k in 0 ..< cols { ref += Double(wDeq[r * cols + k]) * Double(xRef[t * cols + k]) }
+                        #expect(abs(Double(y[t * rows + r]) - ref) < 2e-4, "type \(type.name) path \(path) threads \(threads) t \(t) r \(r)")
+                    }
+                }
+            }
+        }
+    }
+}
+
+@Suite struct ThreadPoolTests {
+    @Test func runsEveryTaskExactlyOnce() {
+        let pool = ThreadPool(threads: 4)
+        for round in 0 ..< 200 {
+            let n = 1 + round % 37
+            let hits = UnsafeMutablePointer<Int>.allocate(capacity: n)
+            hits.initialize(repeating: 0, count: n)
+            pool.parallelFor(n) { task, worker in
+                #expect(worker >= 0 && worker < 4)
+                hits[task] += 1
+            }
+            #expect((0 ..< n).allSatisfy { hits[$0] == 1 })
+            hits.deallocate()
+        }
+    }
+
+    @Test func poolsComeAndGo() {
+        for _ in 0 ..< 20 {
+            let pool = ThreadPool(threads: 3, spinIterations: 10)
+            var sum = 0
+            let s = UnsafeMutablePointer<Int>.allocate(capacity: 100)
+            pool.parallelFor(100) { t, _ in s[t] = t }
+            for i in 0 ..< 100 { sum += s[i] }
+            s.deallocate()
+            #expect(sum == 4950)
+        }
+    }
+}
+
+@Suite struct OpsTests {
+    @Test func rmsNormAndSoftmax() {
+        let x: [Float] = [1, -2, 3, -4], w: [Float] = [1, 0.5, 2, 1]
+        var y = [Float](repeating: 0, count: 4)
+        Ops.rmsNorm(x, w, &y, n: 4, eps: 1e-6)
+        let rms = (30.0 / 4 + 1e-6).squareRoot()
+        for i in 0 ..< 4 { #expect(abs(Double(y[i]) - Double(x[i] * w[i]) / rms) < 1e-6) }
+        var s: [Float] = [1, 2, 3, -1e30]
+        Ops.softmax(&s, 4)
+        #expect(abs(s.reduce(0, +) - 1) < 1e-6)
+        #expect(s[3] == 0)
+    }
+
+    @Test func ropeRotatesPairsHalfApart() {
+        let rope = RotaryEmbedding(dimension: 4, theta: 10_000)
+        var c = [Float](repeating: 0, count: 2), s = [Float](repeating: 0, count: 2)
+        rope.angles(position: 3, cos: &c, sin: &s)
+        var v: [Float] = [1, 2, 3, 4]
+        rope.apply(&v, heads: 1, cos: c, sin: s)
+        // pair (0, 2) at frequency 1, pair (1, 3) at frequency 1/100
+        #expect(abs(v[0] - (1 * Float(cos(3.0)) - 3 * Float(sin(3.0)))) < 1e-6)
+        #expect(abs(v[2] - (3 * Float(cos(3.0)) + 1 * Float(sin(3.0)))) < 1e-6)
+        #expect(abs(v[1] - (2 * Float(cos(0.03)) - 4 * Float(sin(0.03)))) < 1e-6)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
