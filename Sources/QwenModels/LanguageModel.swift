@@ -1,0 +1,55 @@
+import QwenFormats
+import QwenTensors
+
+/// A decoder-only language model: immutable after load, shared by any number of contexts.
+public protocol LanguageModel: AnyObject, Sendable {
+    var config: ModelConfig { get }
+    /// Number of logits per position (rows of the output head; may exceed the tokenizer's count).
+    var vocabularySize: Int { get }
+
+    /// Evaluates `tokens` at positions start..<start+tokens.count (≤ workspace.batch), appending their keys and
+    /// values to `cache`. Writes logits of the last token to `logits` (vocabularySize floats), or of every
+    /// token ([count][vocabularySize]) when `allLogits`, if `logits` is non-nil.
+    func forward(tokens: UnsafeBufferPointer<Int32>, start: Int, cache: KVCache, workspace: Workspace,
+                 logits: UnsafeMutablePointer<Float>?, allLogits: Bool) throws
+}
+
+/// Scratch activations for one forward pass of up to `batch` tokens, plus the thread pool it runs on.
+/// Owned by one context; sized once so the decode loop allocates nothing.
+public final class Workspace: @unchecked Sendable {
+    public let batch: Int
+    public let pool: ThreadPool?
+    public let hidden: AlignedBuffer<Float>
+    public let normed: AlignedBuffer<Float>
+    public let q: AlignedBuffer<Float>
+    public let k: AlignedBuffer<Float>
+    public let v: AlignedBuffer<Float>
+    public let attention: AlignedBuffer<Float>
+    public let projected: AlignedBuffer<Float>
+    public let gate: AlignedBuffer<Float>
+    public let up: AlignedBuffer<Float>
+    public let scores: AlignedBuffer<Float>
+    public let ropeCos: AlignedBuffer<Float>
+    public let ropeSin: AlignedBuffer<Float>
+    public let quantized: AlignedBuffer<UInt8>
+
+    public init(config c: ModelConfig, batch: Int, capacity: Int, pool: ThreadPool?) throws {
+        self.batch = batch
+        self.pool = pool
+        let threads = pool?.threadCount ?? 1
+        hidden = try AlignedBuffer(count: batch * c.hiddenSize, what: "activations")
+        normed = try AlignedBuffer(count: batch * c.hiddenSize, what: "activations")
+        projected = try AlignedBuffer(count: batch * c.hiddenSize, what: "activations")
+        q = try AlignedBuffer(count: batch * c.headCount * c.headDim, what: "queries")
+        k = try AlignedBuffer(count: batch * c.kvHeadCount * c.headDim, what: "keys")
+        v = try AlignedBuffer(count: batch * c.kvHeadCount * c.headDim, what: "values")
+        attention = try AlignedBuffer(count: batch * c.headCount * c.headDim, what: "attention output")
+        gate = try AlignedBuffer(count: batch * c.feedForwardSize, what: "feed-forward activations")
+        up = try AlignedBuffer(count: batch * c.feedForwardSize, what: "feed-forward activations")
+        scores = try AlignedBuffer(count: threads * capacity, what: "attention scores")
+        ropeCos = try AlignedBuffer(count: batch * c.headDim / 2, what: "rope table")
+        ropeSin = try AlignedBuffer(count: batch * c.headDim / 2, what: "rope table")
+        let widest = max(c.hiddenSize, c.feedForwardSize, c.headCount * c.headDim)
+        quantized = try AlignedBuffer(count: batch * (widest / 32 + 1) * 34, what: "quantized activations")
+    }
+}

@@ -1,0 +1,126 @@
+import QwenFormats
+import QwenTensors
+
+/// Loads a 1-D tensor (norm gain, bias) of `count` elements as floats, whatever its storage type.
+func loadVector(_ store: WeightStore, _ name: String, count: Int) throws -> [Float] {
+    let t = try store.require(name)
+    guard t.elementCount == count else {
+        throw QwenError.format("'\(name)' has \(t.elementCount) elements, expected \(count)")
+    }
+    guard [.f32, .f16, .bf16].contains(t.type) else {
+        throw QwenError.unsupported("'\(name)' is stored as \(t.type.name); vectors must be F32, F16 or BF16")
+    }
+    var out = [Float](repeating: 0, count: count)
+    try out.withUnsafeMutableBufferPointer { try RowKernels.dequantizeRow(t.type, t.data, $0.baseAddress!, count) }
+    return out
+}
+
+/// Loads a weight matrix and checks its shape ([rows, columns] = [out features, in features]).
+func loadMatrix(_ store: WeightStore, _ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
+    let t = try store.require(name)
+    guard t.shape == [rows, columns] else {
+        throw QwenError.format("'\(name)' has shape \(t.shape), expected [\(rows), \(columns)]")
+    }
+    return try WeightMatrix(t)
+}
+
+/// A dense layer y = W·x (+ b).
+public struct Linear: Sendable {
+    public let weight: WeightMatrix
+    public let bias: [Float]?
+
+    public init(_ store: WeightStore, _ prefix: String, inputs: Int, outputs: Int, bias hasBias: Bool) throws {
+        weight = try loadMatrix(store, prefix + ".weight", rows: outputs, columns: inputs)
+        bias = hasBias ? try loadVector(store, prefix + ".bias", count: outputs) : nil
+    }
+
+    public init(weight: WeightMatrix) {
+        self.weight = weight
+        bias = nil
+    }
+
+    public func callAsFunction(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, _ ws: Workspace) {
+        if let bias {
+            bias.withUnsafeBufferPointer {
+                linear(weight, input: x, tokens: tokens, output: y, bias: $0.baseAddress, scratch: ws.quantized.raw, pool: ws.pool)
+            }
+        } else {
+            linear(weight, input: x, tokens: tokens, output: y, scratch: ws.quantized.raw, pool: ws.pool)
+        }
+    }
+}
+
+/// RMSNorm with a learned gain.
+public struct RMSNorm: Sendable {
+    public let weight: [Float]
+    public let eps: Float
+
+    public init(_ store: WeightStore, _ name: String, count: Int, eps: Float) throws {
+        weight = try loadVector(store, name, count: count)
+        self.eps = eps
+    }
+
+    public func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
+        weight.withUnsafeBufferPointer { Ops.rmsNorm(x, $0.baseAddress!, y, n: weight.count, rows: rows, eps: eps) }
+    }
+}
+
+/// The SwiGLU feed-forward block: down(silu(gate(x)) · up(x)).
+public struct SwiGLU: Sendable {
+    public let gate: Linear
+    public let up: Linear
+    public let down: Linear
+
+    public init(_ store: WeightStore, _ prefix: String, hidden: Int, inner: Int) throws {
+        gate = try Linear(store, prefix + ".ffn_gate", inputs: hidden, outputs: inner, bias: false)
+        up = try Linear(store, prefix + ".ffn_up", inputs: hidden, outputs: inner, bias: false)
+        down = try Linear(store, prefix + ".ffn_down", inputs: inner, outputs: hidden, bias: false)
+    }
+
+    public func callAsFunction(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, _ ws: Workspace) {
+        let inner = gate.weight.rows
+        gate(x, tokens: tokens, into: ws.gate.pointer, ws)
+        up(x, tokens: tokens, into: ws.up.pointer, ws)
+        Ops.siluMul(ws.gate.pointer, ws.up.pointer, count: tokens * inner)
+        down(ws.gate.pointer, tokens: tokens, into: y, ws)
+    }
+}
+
+/// Causal self-attention with grouped KV heads, RoPE on queries and keys, and a KV cache.
+public struct SelfAttention: Sendable {
+    public let query: Linear
+    public let key: Linear
+    public let value: Linear
+    public let output: Linear
+    public let heads: Int
+    public let kvHeads: Int
+    public let headDim: Int
+
+    public init(_ store: WeightStore, _ prefix: String, config c: ModelConfig, qkvBias: Bool) throws {
+        heads = c.headCount
+        kvHeads = c.kvHeadCount
+        headDim = c.headDim
+        query = try Linear(store, prefix + ".attn_q", inputs: c.hiddenSize, outputs: heads * headDim, bias: qkvBias)
+        key = try Linear(store, prefix + ".attn_k", inputs: c.hiddenSize, outputs: kvHeads * headDim, bias: qkvBias)
+        value = try Linear(store, prefix + ".attn_v", inputs: c.hiddenSize, outputs: kvHeads * headDim, bias: qkvBias)
+        output = try Linear(store, prefix + ".attn_output", inputs: heads * headDim, outputs: c.hiddenSize, bias: false)
+    }
+
+    /// x: [tokens][hidden] at positions start..<start+tokens → y: [tokens][hidden]. `ws.ropeCos/ropeSin` hold the angles.
+    public func callAsFunction(_ x: UnsafePointer<Float>, tokens: Int, start: Int, layer: Int, cache: KVCache,
+                               rope: RotaryEmbedding, into y: UnsafeMutablePointer<Float>, _ ws: Workspace) {
+        query(x, tokens: tokens, into: ws.q.pointer, ws)
+        key(x, tokens: tokens, into: ws.k.pointer, ws)
+        value(x, tokens: tokens, into: ws.v.pointer, ws)
+        let half = headDim / 2
+        for t in 0 ..< tokens {
+            let c = ws.ropeCos.pointer + t * half, s = ws.ropeSin.pointer + t * half
+            rope.apply(ws.q.pointer + t * heads * headDim, heads: heads, cos: c, sin: s)
+            rope.apply(ws.k.pointer + t * kvHeads * headDim, heads: kvHeads, cos: c, sin: s)
+        }
+        cache.store(layer: layer, start: start, count: tokens, keys: ws.k.pointer, values: ws.v.pointer)
+        Attention.causal(cache: cache, layer: layer, queries: ws.q.pointer, heads: heads, start: start, tokens: tokens,
+                         output: ws.attention.pointer, scratch: ws.scores.pointer, pool: ws.pool)
+        output(ws.attention.pointer, tokens: tokens, into: y, ws)
+    }
+}

@@ -1,0 +1,68 @@
+import QwenFormats
+import QwenTensors
+import QwenTokenizer
+
+/// Options for loading a model.
+public struct ModelOptions: Sendable {
+    /// Memory-map weight files (otherwise they are read into memory).
+    public var useMmap = true
+    /// Default thread count for contexts that do not set one (0 = the cores this process may use).
+    public var threads = 0
+
+    public init() {}
+}
+
+/// A loaded model: the language model, its tokenizer and chat template. Immutable, shareable across threads.
+public final class Model: @unchecked Sendable {
+    public let languageModel: any LanguageModel
+    public let tokenizer: Tokenizer
+    public let options: ModelOptions
+    /// Where it was loaded from.
+    public let path: String
+    /// The chat template text stored with the model, if any.
+    public var chatTemplate: String? { tokenizer.chatTemplate }
+    public var config: ModelConfig { languageModel.config }
+
+    init(languageModel: any LanguageModel, tokenizer: Tokenizer, options: ModelOptions, path: String) {
+        self.languageModel = languageModel
+        self.tokenizer = tokenizer
+        self.options = options
+        self.path = path
+    }
+
+    /// Loads a GGUF file or a Hugging Face folder (config.json + safetensors + tokenizer.json).
+    public static func load(path: String, options: ModelOptions = ModelOptions()) throws -> Model {
+        guard !path.isEmpty else { throw QwenError.invalidArgument("empty model path") }
+        if isDirectory(path) {
+            return try loadHuggingFace(folder: path, options: options)
+        }
+        guard fileExists(path) else { throw QwenError.io("'\(path)' does not exist") }
+        return try loadGGUF(path: path, options: options)
+    }
+
+    static func loadGGUF(path: String, options: ModelOptions) throws -> Model {
+        let gguf = try GGUFFile(path: path, map: options.useMmap)
+        let config = try ModelConfig(gguf: gguf)
+        let tokenizer = try Tokenizer(gguf: gguf)
+        let lm = try makeLanguageModel(config: config, weights: WeightStore(gguf: gguf))
+        return Model(languageModel: lm, tokenizer: tokenizer, options: options, path: path)
+    }
+
+    static func loadHuggingFace(folder: String, options: ModelOptions) throws -> Model {
+        let configPath = folder + "/config.json"
+        guard fileExists(configPath) else { throw QwenError.io("'\(folder)' has no config.json") }
+        let config = try ModelConfig(huggingFace: JSON.parseFile(configPath))
+        guard fileExists(folder + "/tokenizer.json") else { throw QwenError.io("'\(folder)' has no tokenizer.json") }
+        let tokenizer = try Tokenizer.load(huggingFaceFolder: folder)
+        let weights = try WeightStore(huggingFaceFolder: folder, map: options.useMmap)
+        let lm = try makeLanguageModel(config: config, weights: weights)
+        return Model(languageModel: lm, tokenizer: tokenizer, options: options, path: folder)
+    }
+
+    static func makeLanguageModel(config: ModelConfig, weights: WeightStore) throws -> any LanguageModel {
+        switch config.architecture {
+        case "qwen2": return try Qwen2Model(config: config, weights: weights)
+        default: throw QwenError.unsupported("architecture '\(config.architecture)' is not supported")
+        }
+    }
+}

@@ -1,0 +1,218 @@
+import CQwen
+import QwenFormats
+import QwenModels
+import QwenTensors
+import QwenTokenizer
+
+/// Options for a context.
+public struct ContextOptions: Sendable {
+    /// Positions the KV cache holds (0 = min(4096, the model's training length)).
+    public var contextSize = 0
+    /// Worker threads including the caller (0 = the model's default, else the cores this process may use).
+    public var threads = 0
+    /// Tokens evaluated per forward pass during prompt processing.
+    public var batchSize = 512
+    public var kvType: KVType = .f16
+
+    public init() {}
+}
+
+/// One conversation's state: the KV cache and the tokens it holds, scratch memory and a thread pool.
+/// Used by one thread at a time; many contexts may share one model.
+public final class Context: @unchecked Sendable {
+    public let model: Model
+    public let capacity: Int
+    public let batchSize: Int
+    public let threads: Int
+    /// Tokens whose keys and values are in the cache, in order.
+    public private(set) var tokens: [Int32] = []
+    /// Tokens run through the model since creation (prompt reuse makes this smaller than the prompts' total).
+    public private(set) var evaluatedTokenCount = 0
+
+    let cache: KVCache
+    let workspace: Workspace
+    let logits: AlignedBuffer<Float>
+    var hasLogits = false
+    private let cancelFlag: UnsafeMutablePointer<UInt32>
+
+    public var vocabularySize: Int { model.languageModel.vocabularySize }
+    public var chatTemplate: ChatTemplate
+
+    public init(model: Model, options: ContextOptions = ContextOptions()) throws {
+        guard options.contextSize >= 0, options.threads >= 0, options.batchSize >= 0 else {
+            throw QwenError.invalidArgument("context options must not be negative")
+        }
+        guard options.contextSize <= 1 << 22, options.threads <= 1024, options.batchSize <= 1 << 16 else {
+            throw QwenError.invalidArgument("context options too large (n_ctx <= 4194304, n_threads <= 1024, n_batch <= 65536)")
+        }
+        self.model = model
+        let config = model.config
+        capacity = options.contextSize > 0 ? options.contextSize : min(4096, max(config.contextLength, 1))
+        batchSize = max(1, min(options.batchSize > 0 ? options.batchSize : 512, capacity))
+        let requested = options.threads > 0 ? options.threads : model.options.threads
+        threads = requested > 0 ? requested : ThreadPool.availableCores
+        cache = try KVCache(layers: config.layerCount, kvHeads: config.kvHeadCount, headDim: config.headDim,
+                            capacity: capacity, type: options.kvType)
+        let pool = threads > 1 ? ThreadPool(threads: threads) : nil
+        workspace = try Workspace(config: config, batch: batchSize, capacity: capacity, pool: pool)
+        logits = try AlignedBuffer(count: model.languageModel.vocabularySize, what: "logits")
+        cancelFlag = .allocate(capacity: 1)
+        cancelFlag.initialize(to: 0)
+        chatTemplate = ChatTemplate(modelTemplate: model.chatTemplate)
+    }
+
+    deinit { cancelFlag.deallocate() }
+
+    /// Empties the KV cache.
+    public func reset() {
+        tokens.removeAll(keepingCapacity: true)
+        hasLogits = false
+        cq_store_release_u32(cancelFlag, 0)
+    }
+
+    /// Keeps the first `count` cached tokens and forgets the rest.
+    public func truncate(to count: Int) {
+        guard count < tokens.count else { return }
+        tokens.removeLast(tokens.count - max(0, count))
+        hasLogits = false
+    }
+
+    /// Makes the running call (or, if none runs, the next one) stop with `.cancelled`. Any thread may call it.
+    public func cancel() { cq_store_release_u32(cancelFlag, 1) }
+
+    func takeCancellation() -> Bool {
+        guard cq_load_acquire_u32(cancelFlag) != 0 else { return false }
+        cq_store_release_u32(cancelFlag, 0)
+        return true
+    }
+
+    /// The logits after the last evaluated token (vocabularySize floats), if any.
+    public var lastLogits: UnsafeBufferPointer<Float>? {
+        hasLogits ? UnsafeBufferPointer(start: logits.pointer, count: vocabularySize) : nil
+    }
+
+    /// Appends `newTokens` at the next positions. Optionally copies the last token's logits out, or every
+    /// token's logits (`[count][vocabularySize]`) with `allLogits`. Nothing is evaluated if the tokens do not fit.
+    public func eval(_ newTokens: [Int32], logits out: UnsafeMutablePointer<Float>? = nil, allLogits: Bool = false) throws {
+        guard !newTokens.isEmpty else { throw QwenError.invalidArgument("no tokens to evaluate") }
+        let vocab = vocabularySize
+        for t in newTokens where t < 0 || Int(t) >= vocab {
+            throw QwenError.invalidArgument("token id \(t) is outside the vocabulary (0..<\(vocab))")
+        }
+        guard tokens.count + newTokens.count <= capacity else {
+            throw QwenError(.contextFull, "context full: \(tokens.count) + \(newTokens.count) tokens exceed n_ctx \(capacity)")
+        }
+        let lm = model.languageModel
+        var done = 0
+        try newTokens.withUnsafeBufferPointer { all in
+            while done < all.count {
+                if takeCancellation() { throw QwenError(.cancelled, "evaluation cancelled") }
+                let n = min(batchSize, all.count - done)
+                let chunk = UnsafeBufferPointer(rebasing: all[done ..< done + n])
+                let isLast = done + n == all.count
+                let target: UnsafeMutablePointer<Float>? = allLogits ? out.map { $0 + done * vocab } : (isLast ? logits.pointer : nil)
+                hasLogits = false
+                try lm.forward(tokens: chunk, start: tokens.count, cache: cache, workspace: workspace,
+                               logits: target, allLogits: allLogits)
+                tokens.append(contentsOf: chunk)
+                evaluatedTokenCount += n
+                done += n
+            }
+        }
+        if allLogits, let out {
+            logits.pointer.update(from: out + (newTokens.count - 1) * vocab, count: vocab)
+        } else if let out {
+            out.update(from: logits.pointer, count: vocab)
+        }
+        hasLogits = true
+    }
+
+    /// Evaluates `prompt` so the cache holds exactly it, reusing the longest cached prefix.
+    public func evalReusingPrefix(_ prompt: [Int32]) throws {
+        guard !prompt.isEmpty else { throw QwenError.invalidArgument("empty prompt") }
+        guard prompt.count <= capacity else {
+            throw QwenError(.contextFull, "prompt of \(prompt.count) tokens exceeds n_ctx \(capacity)")
+        }
+        if prompt == tokens, hasLogits { return }
+        var common = 0
+        while common < min(prompt.count, tokens.count), prompt[common] == tokens[common] { common += 1 }
+        // the last prompt token is always evaluated, so its logits are fresh
+        truncate(to: min(common, prompt.count - 1))
+        try eval(Array(prompt[tokens.count...]))
+    }
+
+    /// Renders messages with the chat template, tokenizes them and evaluates what is not cached yet.
+    public func evalChat(_ messages: [ChatMessage], addGenerationPrompt: Bool) throws {
+        guard !messages.isEmpty else { throw QwenError.invalidArgument("no messages") }
+        let text = chatTemplate.render(messages, addGenerationPrompt: addGenerationPrompt)
+        try evalReusingPrefix(model.tokenizer.encode(text, parseSpecial: true))
+    }
+
+    /// Samples up to `maxTokens` tokens, evaluating each. `onToken` gets every token with the bytes now
+    /// complete as UTF-8 (partial characters are held back until complete); returning true stops.
+    /// Stops before an end-of-generation token (not evaluated, not reported). Returns the tokens generated.
+    @discardableResult
+    public func generate(sampling: SamplingParams = SamplingParams(), maxTokens: Int,
+                         onToken: (Int32, [UInt8]) -> Bool) throws -> Int {
+        try sampling.validate()
+        guard maxTokens >= 0 else { throw QwenError.invalidArgument("max_tokens must not be negative") }
+        guard hasLogits else { throw QwenError.invalidArgument("nothing to continue from: evaluate a prompt first") }
+        let tokenizer = model.tokenizer
+        let sampler = Sampler(params: sampling, vocabularySize: vocabularySize)
+        var stream = UTF8Stream()
+        var generated = 0
+        // whatever ends generation, held-back bytes are delivered
+        defer {
+            let rest = stream.flush()
+            if !rest.isEmpty { _ = onToken(-1, rest) }
+        }
+        while generated < maxTokens {
+            if takeCancellation() { throw QwenError(.cancelled, "generation cancelled") }
+            guard tokens.count < capacity else {
+                throw QwenError(.contextFull, "context full after \(generated) generated tokens (n_ctx \(capacity))")
+            }
+            let token = sampler.sample(logits.pointer, count: vocabularySize, history: tokens[...])
+            if tokenizer.endOfGenerationIDs.contains(token) { break }
+            let piece = stream.push(tokenizer.pieceBytes(token))
+            generated += 1
+            let stop = onToken(token, piece)
+            try eval([token])
+            if stop { break }
+        }
+        return generated
+    }
+}
+
+/// Splits a byte stream at UTF-8 character boundaries, holding back an incomplete trailing character.
+struct UTF8Stream {
+    private var pending: [UInt8] = []
+
+    mutating func push(_ bytes: [UInt8]) -> [UInt8] {
+        pending.append(contentsOf: bytes)
+        let cut = Self.completePrefixLength(pending)
+        let out = Array(pending[..<cut])
+        pending.removeFirst(cut)
+        return out
+    }
+
+    /// Whatever is left (an incomplete or invalid tail).
+    mutating func flush() -> [UInt8] {
+        defer { pending.removeAll() }
+        return pending
+    }
+
+    /// Length of the prefix that does not end inside a multi-byte character that may still be completed.
+    static func completePrefixLength(_ b: [UInt8]) -> Int {
+        let n = b.count
+        // look back at most 3 bytes for the start of the last character
+        var i = n - 1
+        while i >= 0, i >= n - 4 {
+            let c = b[i]
+            if c & 0xC0 == 0x80 { i -= 1; continue }  // continuation byte
+            let need: Int
+            if c & 0x80 == 0 { need = 1 } else if c & 0xE0 == 0xC0 { need = 2 } else if c & 0xF0 == 0xE0 { need = 3 } else if c & 0xF8 == 0xF0 { need = 4 } else { return n }
+            return n - i < need ? i : n
+        }
+        return n
+    }
+}

