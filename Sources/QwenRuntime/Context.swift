@@ -184,10 +184,12 @@ public final class Context: @unchecked Sendable {
 }
 
 /// Splits a byte stream at UTF-8 character boundaries, holding back an incomplete trailing character.
-struct UTF8Stream {
+public struct UTF8Stream {
     private var pending: [UInt8] = []
 
-    mutating func push(_ bytes: [UInt8]) -> [UInt8] {
+    public init() {}
+
+    public mutating func push(_ bytes: [UInt8]) -> [UInt8] {
         pending.append(contentsOf: bytes)
         let cut = Self.completePrefixLength(pending)
         let out = Array(pending[..<cut])
@@ -196,7 +198,7 @@ struct UTF8Stream {
     }
 
     /// Whatever is left (an incomplete or invalid tail).
-    mutating func flush() -> [UInt8] {
+    public mutating func flush() -> [UInt8] {
         defer { pending.removeAll() }
         return pending
     }
