@@ -14,6 +14,9 @@ public struct ModelConfig: Sendable, Equatable {
     public var rmsNormEps: Float
     /// Training context length (max_position_embeddings); the default context size is capped by it.
     public var contextLength: Int
+    /// Whether the output head is the embedding matrix. GGUF says so by leaving out `output.weight`
+    /// (nil: decided by the file); Hugging Face configs say it with `tie_word_embeddings` (default false).
+    public var tiedEmbeddings: Bool?
 
     public static let supportedArchitectures: Set<String> = ["qwen2"]
 
@@ -51,6 +54,7 @@ public struct ModelConfig: Sendable, Equatable {
         ropeTheta = Float(gguf["\(arch).rope.freq_base"]?.double ?? 10_000)
         rmsNormEps = Float(gguf["\(arch).attention.layer_norm_rms_epsilon"]?.double ?? 1e-6)
         contextLength = gguf["\(arch).context_length"]?.int ?? 32_768
+        tiedEmbeddings = nil
         try validate()
     }
 
@@ -76,6 +80,10 @@ public struct ModelConfig: Sendable, Equatable {
         feedForwardSize = try int("intermediate_size")
         rmsNormEps = Float((text["rms_norm_eps"] ?? config["rms_norm_eps"])?.double ?? 1e-6)
         contextLength = (text["max_position_embeddings"] ?? config["max_position_embeddings"])?.int ?? 32_768
+        tiedEmbeddings = (config["tie_word_embeddings"] ?? text["tie_word_embeddings"])?.bool ?? false
+        if (text["use_sliding_window"] ?? config["use_sliding_window"])?.bool == true {
+            throw QwenError.unsupported("sliding-window attention (use_sliding_window: true) is not supported yet")
+        }
         // RoPE: v5 `rope_parameters`, else v4 `rope_theta` + `rope_scaling`
         let rope = text["rope_parameters"] ?? config["rope_parameters"]
         let scaling = text["rope_scaling"] ?? config["rope_scaling"]

@@ -38,10 +38,9 @@ public final class Qwen2Model: LanguageModel {
                 feedForward: try SwiGLU(store, p, hidden: c.hiddenSize, inner: c.feedForwardSize))
         }
         outputNorm = try RMSNorm(store, "output_norm.weight", count: c.hiddenSize, eps: c.rmsNormEps)
-        if store.tensor("output.weight") != nil {
-            output = try Linear(store, "output", inputs: c.hiddenSize, outputs: vocabularySize, bias: false)
-        } else {
-            output = Linear(weight: embedding)
+        switch c.tiedEmbeddings ?? (store.tensor("output.weight") == nil) {
+        case true: output = Linear(weight: embedding)
+        case false: output = try Linear(store, "output", inputs: c.hiddenSize, outputs: vocabularySize, bias: false)
         }
         rope = RotaryEmbedding(dimension: c.headDim, theta: c.ropeTheta)
     }

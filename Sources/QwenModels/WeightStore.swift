@@ -1,4 +1,5 @@
 import QwenFormats
+import QwenTensors
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -11,9 +12,11 @@ public final class WeightStore: @unchecked Sendable {
     private var tensors: [String: TensorData] = [:]
     private var owners: [AnyObject] = []
     public let source: String
+    private let isHuggingFace: Bool
 
     public init(gguf: GGUFFile) {
         source = gguf.file.path
+        isHuggingFace = false
         for t in gguf.tensors { tensors[t.name] = t }
         owners = [gguf]
     }
@@ -21,6 +24,7 @@ public final class WeightStore: @unchecked Sendable {
     /// Loads every safetensors shard of a Hugging Face folder (index file, single file, or all *.safetensors).
     public init(huggingFaceFolder folder: String, map: Bool) throws {
         source = folder
+        isHuggingFace = true
         var files: [String] = []
         let indexPath = folder + "/model.safetensors.index.json"
         if fileExists(indexPath) {
@@ -45,7 +49,15 @@ public final class WeightStore: @unchecked Sendable {
             owners.append(shard)
             for t in shard.tensors {
                 guard let mapped = Self.ggufName(huggingFace: t.name) else { continue }
-                tensors[mapped] = TensorData(name: mapped, type: t.type, shape: t.shape, data: t.data, byteCount: t.byteCount)
+                var data = t.data
+                // safetensors does not promise aligned data; kernels may read elements in place
+                if Int(bitPattern: data) % t.type.blockBytes != 0 {
+                    let copy = try AlignedBuffer<UInt8>(count: t.byteCount, what: "a copy of '\(t.name)'")
+                    copy.raw.copyMemory(from: data, byteCount: t.byteCount)
+                    owners.append(copy)
+                    data = UnsafeRawPointer(copy.raw)
+                }
+                tensors[mapped] = TensorData(name: mapped, type: t.type, shape: t.shape, data: data, byteCount: t.byteCount)
             }
         }
     }
@@ -53,7 +65,10 @@ public final class WeightStore: @unchecked Sendable {
     public func tensor(_ name: String) -> TensorData? { tensors[name] }
 
     public func require(_ name: String) throws -> TensorData {
-        guard let t = tensors[name] else { throw QwenError.format("'\(source)' lacks tensor '\(name)'") }
+        guard let t = tensors[name] else {
+            let hf = isHuggingFace ? Self.huggingFaceName(gguf: name).map { " (\($0))" } ?? "" : ""
+            throw QwenError.format("'\(source)' lacks tensor '\(name)'\(hf)")
+        }
         return t
     }
 
@@ -67,29 +82,43 @@ public final class WeightStore: @unchecked Sendable {
             n = n.dropFirst(prefix.count)
             break
         }
-        switch n {
-        case "lm_head.weight": return "output.weight"
-        case "embed_tokens.weight": return "token_embd.weight"
-        case "norm.weight": return "output_norm.weight"
-        default: break
-        }
+        if let global = globalNames.first(where: { $0.hf == n }) { return global.gguf }
         guard n.hasPrefix("layers.") else { return nil }
         let rest = n.dropFirst("layers.".count)
         guard let dot = rest.firstIndex(of: "."), let layer = Int(rest[..<dot]) else { return nil }
-        let suffixes: [Substring: String] = [
-            "input_layernorm.weight": "attn_norm.weight",
-            "post_attention_layernorm.weight": "ffn_norm.weight",
-            "self_attn.q_proj.weight": "attn_q.weight", "self_attn.q_proj.bias": "attn_q.bias",
-            "self_attn.k_proj.weight": "attn_k.weight", "self_attn.k_proj.bias": "attn_k.bias",
-            "self_attn.v_proj.weight": "attn_v.weight", "self_attn.v_proj.bias": "attn_v.bias",
-            "self_attn.o_proj.weight": "attn_output.weight",
-            "self_attn.q_norm.weight": "attn_q_norm.weight", "self_attn.k_norm.weight": "attn_k_norm.weight",
-            "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
-            "mlp.down_proj.weight": "ffn_down.weight",
-        ]
-        guard let mapped = suffixes[rest[rest.index(after: dot)...]] else { return nil }
-        return "blk.\(layer).\(mapped)"
+        let suffix = rest[rest.index(after: dot)...]
+        guard let mapped = layerNames.first(where: { $0.hf == suffix }) else { return nil }
+        return "blk.\(layer).\(mapped.gguf)"
     }
+
+    /// The Hugging Face name of a GGUF tensor name (for messages), nil if unknown.
+    public static func huggingFaceName(gguf name: String) -> String? {
+        if let global = globalNames.first(where: { $0.gguf == name }) {
+            return global.hf == "lm_head.weight" ? global.hf : "model." + global.hf
+        }
+        let parts = name.split(separator: ".", maxSplits: 2)
+        guard parts.count == 3, parts[0] == "blk", let layer = Int(parts[1]),
+              let mapped = layerNames.first(where: { $0.gguf == parts[2] }) else { return nil }
+        return "model.layers.\(layer).\(mapped.hf)"
+    }
+
+    private static let globalNames: [(hf: String, gguf: String)] = [
+        ("lm_head.weight", "output.weight"),
+        ("embed_tokens.weight", "token_embd.weight"),
+        ("norm.weight", "output_norm.weight"),
+    ]
+
+    private static let layerNames: [(hf: String, gguf: String)] = [
+        ("input_layernorm.weight", "attn_norm.weight"),
+        ("post_attention_layernorm.weight", "ffn_norm.weight"),
+        ("self_attn.q_proj.weight", "attn_q.weight"), ("self_attn.q_proj.bias", "attn_q.bias"),
+        ("self_attn.k_proj.weight", "attn_k.weight"), ("self_attn.k_proj.bias", "attn_k.bias"),
+        ("self_attn.v_proj.weight", "attn_v.weight"), ("self_attn.v_proj.bias", "attn_v.bias"),
+        ("self_attn.o_proj.weight", "attn_output.weight"),
+        ("self_attn.q_norm.weight", "attn_q_norm.weight"), ("self_attn.k_norm.weight", "attn_k_norm.weight"),
+        ("mlp.gate_proj.weight", "ffn_gate.weight"), ("mlp.up_proj.weight", "ffn_up.weight"),
+        ("mlp.down_proj.weight", "ffn_down.weight"),
+    ]
 }
 
 func listDirectory(_ path: String) -> [String] {

@@ -39,6 +39,45 @@ enum ByteLevel {
         return out
     }
 
+    /// Appends the raw bytes of a byte-level token string to `out`. Returns false, leaving `out` as it was,
+    /// when the string uses a character outside the alphabet.
+    static func append<S: StringProtocol>(_ s: S, to out: inout [UInt8]) -> Bool {
+        let start = out.count
+        let ok = scalarToByte.withUnsafeBufferPointer { table -> Bool in
+            if let r = s.utf8.withContiguousStorageIfAvailable({ appendUTF8($0, table, &out) }) { return r }
+            let copy = Array(s.utf8)
+            return copy.withUnsafeBufferPointer { appendUTF8($0, table, &out) }
+        }
+        if !ok { out.removeSubrange(start...) }
+        return ok
+    }
+
+    @inline(__always)
+    private static func appendUTF8(_ u: UnsafeBufferPointer<UInt8>, _ table: UnsafeBufferPointer<Int16>,
+                                   _ out: inout [UInt8]) -> Bool
+    {
+        var i = 0
+        let n = u.count
+        while i < n {
+            let b0 = u[i]
+            let v: Int
+            if b0 < 0x80 {
+                v = Int(b0)
+                i += 1
+            } else if b0 & 0xE0 == 0xC0, i + 1 < n, u[i + 1] & 0xC0 == 0x80 {
+                v = Int(b0 & 0x1F) << 6 | Int(u[i + 1] & 0x3F)
+                i += 2
+            } else {
+                return false
+            }
+            guard v < table.count else { return false }
+            let b = table[v]
+            guard b >= 0 else { return false }
+            out.append(UInt8(truncatingIfNeeded: b))
+        }
+        return true
+    }
+
     /// The byte-level token string for raw bytes.
     static func encode<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
         var s = String.UnicodeScalarView()

@@ -2,15 +2,15 @@
 /// tokenizer's piece storage. (Swift `String` keys would hash and compare through Unicode normalization,
 /// which made loading several times slower.)
 struct TokenIndex {
-    private var slots: [Int32]   // token id, -1 when empty
-    private var hashes: [UInt32]
+    /// tag (high 32 bits of the hash) << 32 | id; `empty` when unused.
+    private var slots: [UInt64]
     private let mask: Int
+    private static let empty = UInt64.max
 
     init(capacity: Int) {
         var size = 16
-        while size < capacity * 2 { size <<= 1 }
-        slots = [Int32](repeating: -1, count: size)
-        hashes = [UInt32](repeating: 0, count: size)
+        while size < capacity + capacity / 2 { size <<= 1 }
+        slots = [UInt64](repeating: Self.empty, count: size)
         mask = size - 1
     }
 
@@ -24,16 +24,17 @@ struct TokenIndex {
     /// The id whose piece equals `bytes`, nil if none.
     func find(_ bytes: UnsafeBufferPointer<UInt8>, pieces: Pieces) -> Int32? {
         let h = Self.hash(bytes)
-        let tag = UInt32(truncatingIfNeeded: h >> 32)
+        let tag = h >> 32
         var i = Int(truncatingIfNeeded: h) & mask
         return slots.withUnsafeBufferPointer { slots in
-            hashes.withUnsafeBufferPointer { hashes in
-                while true {
-                    let id = slots[i]
-                    if id < 0 { return nil }
-                    if hashes[i] == tag, pieces.equals(id, bytes) { return id }
-                    i = (i + 1) & mask
+            while true {
+                let v = slots[i]
+                if v == Self.empty { return nil }
+                if v >> 32 == tag {
+                    let id = Int32(truncatingIfNeeded: v)
+                    if pieces.equals(id, bytes) { return id }
                 }
+                i = (i + 1) & mask
             }
         }
     }
@@ -41,34 +42,35 @@ struct TokenIndex {
     /// Adds `id` (whose piece is already stored in `pieces`); an existing entry with the same bytes is replaced.
     mutating func insert(_ id: Int32, pieces: Pieces) {
         let h = pieces.withPiece(id) { Self.hash($0) }
-        let tag = UInt32(truncatingIfNeeded: h >> 32)
+        let tag = h >> 32
         var i = Int(truncatingIfNeeded: h) & mask
-        while slots[i] >= 0 {
-            if hashes[i] == tag, pieces.withPiece(id, { pieces.equals(slots[i], $0) }) { break }
+        while slots[i] != Self.empty {
+            let v = slots[i]
+            if v >> 32 == tag, pieces.withPiece(id, { pieces.equals(Int32(truncatingIfNeeded: v), $0) }) { break }
             i = (i + 1) & mask
         }
-        slots[i] = id
-        hashes[i] = tag
+        slots[i] = tag << 32 | UInt64(UInt32(bitPattern: id))
     }
 }
 
 /// The decoded bytes of every token id, in one buffer.
 struct Pieces {
     var data: [UInt8] = []
-    var offset: [Int32]
-    var length: [Int32]
+    /// offset << 32 | length of each id's bytes in `data`.
+    var spans: [UInt64]
 
     init(count: Int, reserve: Int) {
-        offset = [Int32](repeating: 0, count: count)
-        length = [Int32](repeating: 0, count: count)
+        spans = [UInt64](repeating: 0, count: count)
         data.reserveCapacity(reserve)
     }
 
     /// Sets the piece of `id` to the bytes appended to `data` since `start`.
     mutating func finish(_ id: Int32, from start: Int) {
-        offset[Int(id)] = Int32(start)
-        length[Int(id)] = Int32(data.count - start)
+        spans[Int(id)] = UInt64(start) << 32 | UInt64(data.count - start)
     }
+
+    @inline(__always) func offset(_ id: Int32) -> Int { Int(truncatingIfNeeded: spans[Int(id)] >> 32) }
+    @inline(__always) func length(_ id: Int32) -> Int { Int(truncatingIfNeeded: spans[Int(id)] & 0xFFFF_FFFF) }
 
     mutating func set(_ id: Int32, _ bytes: [UInt8]) {
         let start = data.count
@@ -78,15 +80,15 @@ struct Pieces {
 
     @inline(__always)
     func withPiece<R>(_ id: Int32, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
-        let s = Int(offset[Int(id)]), n = Int(length[Int(id)])
+        let s = offset(id), n = length(id)
         return data.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[s ..< s + n])) }
     }
 
     @inline(__always)
     func equals(_ id: Int32, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        let n = Int(length[Int(id)])
+        let n = length(id)
         guard n == bytes.count else { return false }
-        let s = Int(offset[Int(id)])
+        let s = offset(id)
         return data.withUnsafeBufferPointer { d in
             for k in 0 ..< n where d[s + k] != bytes[k] { return false }
             return true

@@ -1,4 +1,5 @@
 import QwenFormats
+import Glibc
 
 /// A byte-level BPE tokenizer for Qwen2 / Qwen2.5 / Qwen3 vocabularies, identical in output to Hugging Face
 /// `tokenizers` (`encode(text, add_special_tokens=False)`), loaded from a Hugging Face folder or from GGUF
@@ -33,12 +34,14 @@ public final class Tokenizer: @unchecked Sendable {
     }
 
     let kinds: [Kind]
-    /// Decoded bytes of every id: pieceData[pieceStart[id] ..< pieceStart[id + 1]].
-    let pieceData: [UInt8]
-    let pieceStart: [Int32]
-    /// Token string -> id: vocabulary strings (byte-level form), overridden by added-token contents.
-    let lookup: [String: Int32]
+    /// Decoded bytes of every id.
+    let pieces: Pieces
+    /// Raw bytes -> id for the byte-level BPE vocabulary.
+    let index: TokenIndex
+    /// Token string -> id for added tokens, other non-BPE ids and vocabulary strings that are not byte-level.
+    let named: [String: Int32]
     let bpe: BPEModel
+    let ignoreMerges: Bool
     /// Added tokens matched on the raw text, and those (normalized: true) matched after normalization.
     let rawAdded: AddedTokenMatcher
     let normalizedAdded: AddedTokenMatcher
@@ -46,7 +49,7 @@ public final class Tokenizer: @unchecked Sendable {
     let cache: WordCache
 
     /// Limits that keep a hostile file from making us allocate absurd amounts.
-    static let maxTokens = 1 << 22
+    static let maxTokens = BPEModel.maxIDs
 
     // MARK: - Loading
 
@@ -83,92 +86,106 @@ public final class Tokenizer: @unchecked Sendable {
         let n = src.count
         guard n > 0, n <= Self.maxTokens else { throw QwenError.format("\(src.what): implausible vocabulary size \(n)") }
         var kinds = [Kind](repeating: .unused, count: n)
-        var pieces = [[UInt8]](repeating: [], count: n)
-        var lookup: [String: Int32] = [:]
-        lookup.reserveCapacity(src.vocab.count + src.added.count + src.extra.count)
+        var pieces = Pieces(count: n, reserve: src.vocab.count * 8)
+        var index = TokenIndex(capacity: src.vocab.count)
+        var named: [String: Int32] = [:]
 
         for (string, id) in src.vocab {
             guard id >= 0, Int(id) < n else { throw QwenError.format("\(src.what): token id \(id) out of range") }
             kinds[Int(id)] = .normal
-            pieces[Int(id)] = ByteLevel.decode(string) ?? Array(string.utf8)
-            lookup[string] = id
+            let start = pieces.data.count
+            if ByteLevel.append(string, to: &pieces.data) {
+                pieces.finish(id, from: start)
+                index.insert(id, pieces: pieces)
+            } else {
+                // not byte-level: unreachable by merges; decodes to its text as Hugging Face's decoder does
+                pieces.data.append(contentsOf: string.utf8)
+                pieces.finish(id, from: start)
+                named[string] = id
+            }
         }
         // single bytes and merges resolve against the BPE vocabulary only
         var byteIDs = [Int32](repeating: -1, count: 256)
         for b in 0 ..< 256 {
-            if let s = Unicode.Scalar(ByteLevel.byteToScalar[b]), let id = lookup[String(Character(s))] {
-                byteIDs[b] = id
+            byteIDs[b] = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1) { buf in
+                buf[0] = UInt8(b)
+                return index.find(UnsafeBufferPointer(buf), pieces: pieces) ?? -1
             }
         }
+        guard src.merges.count <= BPEModel.maxMerges else { throw QwenError.format("\(src.what): too many merges") }
         var merges: [(UInt32, UInt32, UInt32)] = []
         merges.reserveCapacity(src.merges.count)
+        var buf: [UInt8] = []
         for (rank, (a, b)) in src.merges.enumerated() {
-            guard let ia = lookup[String(a)], let ib = lookup[String(b)], let im = lookup[String(a) + String(b)] else {
-                if src.strictMerges {
-                    throw QwenError.format("\(src.what): merge \(rank) '\(a) \(b)' uses a token that is not in the vocabulary")
+            buf.removeAll(keepingCapacity: true)
+            var ids: (Int32, Int32, Int32)?
+            if ByteLevel.append(a, to: &buf) {
+                let split = buf.count
+                if ByteLevel.append(b, to: &buf) {
+                    ids = buf.withUnsafeBufferPointer { all in
+                        guard let ia = index.find(UnsafeBufferPointer(rebasing: all[..<split]), pieces: pieces),
+                              let ib = index.find(UnsafeBufferPointer(rebasing: all[split...]), pieces: pieces),
+                              let im = index.find(all, pieces: pieces) else { return nil }
+                        return (ia, ib, im)
+                    }
                 }
-                merges.append((UInt32.max, UInt32.max, 0))  // keeps the ranks of later merges; never matches
+            }
+            if let (ia, ib, im) = ids {
+                merges.append((UInt32(ia), UInt32(ib), UInt32(im)))
                 continue
             }
-            merges.append((UInt32(ia), UInt32(ib), UInt32(im)))
+            // Hugging Face refuses merges with unknown parts or result; llama.cpp ignores them. Merges of
+            // non-byte-level tokens are valid but can never apply.
+            if src.strictMerges {
+                let a = String(a), b = String(b)
+                let known = { (s: String) in named[s] != nil || (Self.byteLevelID(s, index, pieces) != nil) }
+                guard known(a), known(b), known(a + b) else {
+                    throw QwenError.format("\(src.what): merge \(rank) '\(a) \(b)' uses a token that is not in the vocabulary")
+                }
+            }
+            merges.append((UInt32.max, UInt32.max, 0))  // holds its rank, never applies
         }
         var unknownID: Int32?
-        if let unk = src.unknownToken { unknownID = lookup[unk] }
-        var wholeWords: [[UInt8]: Int32]?
-        if src.ignoreMerges {
-            var words: [[UInt8]: Int32] = [:]
-            for (string, id) in src.vocab { if let bytes = ByteLevel.decode(string) { words[bytes] = id } }
-            wholeWords = words
-        }
+        if let unk = src.unknownToken { unknownID = named[unk] ?? Self.byteLevelID(unk, index, pieces) }
         bpe = BPEModel(byteIDs: byteIDs, merges: merges, keepFirst: src.mergesKeepFirst,
-                       unknownID: unknownID, fuseUnknown: src.fuseUnknown, wholeWords: wholeWords)
+                       unknownID: unknownID, fuseUnknown: src.fuseUnknown)
+        ignoreMerges = src.ignoreMerges
 
         for e in src.extra {
             guard e.id >= 0, Int(e.id) < n else { throw QwenError.format("\(src.what): token id \(e.id) out of range") }
             kinds[Int(e.id)] = e.kind
-            pieces[Int(e.id)] = e.bytes
-            if lookup[e.string] == nil { lookup[e.string] = e.id }
+            pieces.set(e.id, e.bytes)
+            if named[e.string] == nil { named[e.string] = e.id }
         }
         var raw = AddedTokenMatcher()
         var normalized = AddedTokenMatcher()
         for t in src.added {
             guard t.id >= 0, Int(t.id) < n else { throw QwenError.format("\(src.what): added token id \(t.id) out of range") }
             kinds[Int(t.id)] = t.special ? .special : .added
-            pieces[Int(t.id)] = Array(t.content.utf8)
-            lookup[t.content] = t.id
+            pieces.set(t.id, Array(t.content.utf8))
+            named[t.content] = t.id
             if t.normalized && src.nfc {
-                var content = t.content
-                let bytes = content.withUTF8 { Self.needsNFC($0) } ? t.content._nfcCodeUnits : Array(t.content.utf8)
-                normalized.add(t, bytes: bytes)
+                normalized.add(t, bytes: t.content._nfcCodeUnits)
             } else if t.normalized {
                 normalized.add(t, bytes: Array(t.content.utf8))
             } else {
                 raw.add(t, bytes: Array(t.content.utf8))
             }
         }
+        guard pieces.data.count < Int(Int32.max) else { throw QwenError.format("\(src.what): token strings too large") }
         rawAdded = raw
         normalizedAdded = normalized
-
-        var data: [UInt8] = []
-        var starts: [Int32] = []
-        starts.reserveCapacity(n + 1)
-        for p in pieces {
-            starts.append(Int32(data.count))
-            data.append(contentsOf: p)
-        }
-        guard data.count < Int(Int32.max) else { throw QwenError.format("\(src.what): token strings too large") }
-        starts.append(Int32(data.count))
-        pieceData = data
-        pieceStart = starts
+        self.pieces = pieces
+        self.index = index
+        self.named = named
         self.kinds = kinds
-        self.lookup = lookup
         count = n
         normalizeNFC = src.nfc
-        cache = WordCache()
+        cache = WordCache(enabled: getenv("QWEN_TOK_NOCACHE") == nil)
 
         func resolve(_ id: Int32?, _ token: String?) -> Int32? {
             if let id, id >= 0, Int(id) < n { return id }
-            if let token { return lookup[token] }
+            if let token { return Self.lookup(token, named, index, pieces) }
             return nil
         }
         eosID = resolve(src.eos, src.eosToken)
@@ -177,7 +194,7 @@ public final class Tokenizer: @unchecked Sendable {
         addBOS = src.addBOS && bosID != nil
         var eog = Set<Int32>()
         if let eosID { eog.insert(eosID) }
-        for t in ["<|im_end|>", "<|endoftext|>"] { if let id = lookup[t], kinds[Int(id)] != .normal { eog.insert(id) } }
+        for t in ["<|im_end|>", "<|endoftext|>"] { if let id = named[t], kinds[Int(id)] != .normal { eog.insert(id) } }
         for id in src.extraEOG where id >= 0 && Int(id) < n { eog.insert(id) }
         endOfGenerationIDs = eog
         chatTemplate = src.chatTemplate
@@ -274,6 +291,10 @@ public final class Tokenizer: @unchecked Sendable {
 
     @inline(__always)
     private func encodeWord(_ word: UnsafeBufferPointer<UInt8>, out: inout [Int32], scratch: inout BPEScratch) {
+        if ignoreMerges, let id = index.find(word, pieces: pieces) {
+            out.append(id)
+            return
+        }
         if word.count <= 2 || word.count > WordCache.maxWordBytes {
             bpe.encode(word, into: &out, scratch: &scratch)
             return
@@ -297,10 +318,10 @@ public final class Tokenizer: @unchecked Sendable {
     public func decode(_ ids: [Int32]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(ids.count * 4)
-        pieceData.withUnsafeBufferPointer { data in
+        pieces.data.withUnsafeBufferPointer { data in
             for id in ids where id >= 0 && Int(id) < count {
-                let s = Int(pieceStart[Int(id)]), e = Int(pieceStart[Int(id) + 1])
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: data[s ..< e]))
+                let s = pieces.offset(id)
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: data[s ..< s + pieces.length(id)]))
             }
         }
         return out
@@ -309,12 +330,22 @@ public final class Tokenizer: @unchecked Sendable {
     /// The bytes of one token (empty for unknown ids); a piece may be part of a multi-byte character.
     public func pieceBytes(_ id: Int32) -> [UInt8] {
         guard id >= 0, Int(id) < count else { return [] }
-        return Array(pieceData[Int(pieceStart[Int(id)]) ..< Int(pieceStart[Int(id) + 1])])
+        return pieces.withPiece(id) { Array($0) }
     }
 
     /// The id of a token given by its exact string: an added token's content ("<|im_end|>") or a vocabulary
     /// string in byte-level form ("Ġhello").
-    public func tokenID(_ text: String) -> Int32? { lookup[text] }
+    public func tokenID(_ text: String) -> Int32? { Self.lookup(text, named, index, pieces) }
+
+    static func lookup(_ text: String, _ named: [String: Int32], _ index: TokenIndex, _ pieces: Pieces) -> Int32? {
+        named[text] ?? byteLevelID(text, index, pieces)
+    }
+
+    static func byteLevelID(_ text: String, _ index: TokenIndex, _ pieces: Pieces) -> Int32? {
+        var bytes: [UInt8] = []
+        guard ByteLevel.append(text, to: &bytes) else { return nil }
+        return bytes.withUnsafeBufferPointer { index.find($0, pieces: pieces) }
+    }
 
     /// Whether an id is a special (control) token: matched in text only when parsing special tokens.
     public func isSpecial(_ id: Int32) -> Bool {
