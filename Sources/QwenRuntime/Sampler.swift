@@ -112,13 +112,8 @@ final class Sampler {
         }
         if params.temperature <= 0 { return argmax(n) }
 
-        candidates.removeAll(keepingCapacity: true)
-        for i in 0 ..< n where logits[i].isFinite || logits[i] == .infinity {
-            candidates.append((Int32(i), logits[i] / params.temperature))
-        }
+        collectCandidates(n)
         if candidates.isEmpty { return argmax(n) }
-        candidates.sort { $0.value > $1.value }
-        if params.topK > 0, candidates.count > params.topK { candidates.removeLast(candidates.count - params.topK) }
         // probabilities of what is left
         let top = candidates[0].value
         var sum: Double = 0
@@ -154,6 +149,55 @@ final class Sampler {
             if r < 0 { return c.id }
         }
         return candidates[candidates.count - 1].id
+    }
+
+    /// Fills `candidates` with the top-k (or all) tokens by scaled logit, best first. Top-k keeps a
+    /// min-heap of k entries, so a 150k vocabulary costs one comparison per token, not a full sort.
+    private func collectCandidates(_ n: Int) {
+        candidates.removeAll(keepingCapacity: true)
+        let inverseTemperature = 1 / params.temperature
+        let k = params.topK > 0 ? min(params.topK, n) : n
+        if k == n {
+            for i in 0 ..< n where !logits[i].isNaN { candidates.append((Int32(i), logits[i] * inverseTemperature)) }
+            candidates.sort { $0.value > $1.value }
+            return
+        }
+        for i in 0 ..< n {
+            let v = logits[i] * inverseTemperature
+            if v.isNaN { continue }
+            if candidates.count < k {
+                candidates.append((Int32(i), v))
+                siftUp(candidates.count - 1)
+            } else if v > candidates[0].value {
+                candidates[0] = (Int32(i), v)
+                siftDown(0)
+            }
+        }
+        candidates.sort { $0.value > $1.value }
+    }
+
+    private func siftUp(_ start: Int) {
+        var i = start
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard candidates[i].value < candidates[parent].value else { return }
+            candidates.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    private func siftDown(_ start: Int) {
+        var i = start
+        let count = candidates.count
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var smallest = i
+            if l < count, candidates[l].value < candidates[smallest].value { smallest = l }
+            if r < count, candidates[r].value < candidates[smallest].value { smallest = r }
+            if smallest == i { return }
+            candidates.swapAt(i, smallest)
+            i = smallest
+        }
     }
 
     private func argmax(_ n: Int) -> Int32 {

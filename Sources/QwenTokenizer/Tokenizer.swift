@@ -253,40 +253,31 @@ public final class Tokenizer: @unchecked Sendable {
 
     /// Pre-tokenizes normalized text and BPE-encodes every piece.
     private func encodeWords(_ text: UnsafeBufferPointer<UInt8>, out: inout [Int32], scratch: inout EncodeScratch) {
-        if text.isEmpty { return }
-        scratch.classes.removeAll(keepingCapacity: true)
-        scratch.scalars.removeAll(keepingCapacity: true)
-        scratch.offsets.removeAll(keepingCapacity: true)
+        let n = text.count
+        if n == 0 { return }
+        scratch.reserve(n + 1)
+        let classes = scratch.classes, scalars = scratch.scalars, offsets = scratch.offsets
+        var m = 0
         PreTokenizer.bmpTable.withUnsafeBufferPointer { table in
             var i = 0
-            let n = text.count
             while i < n {
                 let b0 = text[i]
-                var v: UInt32
+                var v = UInt32(b0)
                 var len = 1
-                if b0 < 0x80 {
-                    v = UInt32(b0)
-                } else {
-                    (v, len) = AddedTokenMatcher.scalar(startingAt: i, in: text)
-                }
-                scratch.scalars.append(v)
-                scratch.classes.append(v < 0x10000 ? table[Int(v)] : PreTokenizer.computeClass(v))
-                scratch.offsets.append(Int32(i))
+                if b0 >= 0x80 { (v, len) = AddedTokenMatcher.scalar(startingAt: i, in: text) }
+                scalars[m] = v
+                classes[m] = v < 0x10000 ? table[Int(v)] : PreTokenizer.computeClass(v)
+                offsets[m] = Int32(i)
+                m += 1
                 i += len
             }
-            scratch.offsets.append(Int32(n))
         }
-        let offsets = scratch.offsets
-        var bpeScratch = scratch.bpe
-        scratch.classes.withUnsafeBufferPointer { cls in
-            scratch.scalars.withUnsafeBufferPointer { scalars in
-                PreTokenizer.split(cls: cls, scalars: scalars) { s, e in
-                    let word = UnsafeBufferPointer(rebasing: text[Int(offsets[s]) ..< Int(offsets[e])])
-                    encodeWord(word, out: &out, scratch: &bpeScratch)
-                }
-            }
+        offsets[m] = Int32(n)
+        PreTokenizer.split(cls: UnsafeBufferPointer(start: classes, count: m),
+                           scalars: UnsafeBufferPointer(start: scalars, count: m)) { s, e in
+            let word = UnsafeBufferPointer(rebasing: text[Int(offsets[s]) ..< Int(offsets[e])])
+            encodeWord(word, out: &out, scratch: &scratch.bpe)
         }
-        scratch.bpe = bpeScratch
     }
 
     @inline(__always)
@@ -361,9 +352,25 @@ public final class Tokenizer: @unchecked Sendable {
 }
 
 /// Buffers reused while encoding one text.
-struct EncodeScratch {
-    var classes: [UInt8] = []
-    var scalars: [UInt32] = []
-    var offsets: [Int32] = []
+struct EncodeScratch: ~Copyable {
+    private(set) var capacity = 0
+    private(set) var classes = UnsafeMutablePointer<UInt8>.allocate(capacity: 1)
+    private(set) var scalars = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
+    private(set) var offsets = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
     var bpe = BPEScratch()
+
+    /// Makes room for `n` scalars (contents are not kept).
+    mutating func reserve(_ n: Int) {
+        guard n > capacity else { return }
+        let c = max(n, 2 * capacity, 256)
+        classes.deallocate(); scalars.deallocate(); offsets.deallocate()
+        classes = .allocate(capacity: c)
+        scalars = .allocate(capacity: c)
+        offsets = .allocate(capacity: c)
+        capacity = c
+    }
+
+    deinit {
+        classes.deallocate(); scalars.deallocate(); offsets.deallocate()
+    }
 }
