@@ -1,5 +1,4 @@
 import QwenFormats
-import Glibc
 
 /// A byte-level BPE tokenizer for Qwen2 / Qwen2.5 / Qwen3 vocabularies, identical in output to Hugging Face
 /// `tokenizers` (`encode(text, add_special_tokens=False)`), loaded from a Hugging Face folder or from GGUF
@@ -181,7 +180,7 @@ public final class Tokenizer: @unchecked Sendable {
         self.kinds = kinds
         count = n
         normalizeNFC = src.nfc
-        cache = WordCache(enabled: getenv("QWEN_TOK_NOCACHE") == nil)
+        cache = WordCache()
 
         func resolve(_ id: Int32?, _ token: String?) -> Int32? {
             if let id, id >= 0, Int(id) < n { return id }
@@ -296,10 +295,23 @@ public final class Tokenizer: @unchecked Sendable {
         cache.insert(word, ids: out[start...])
     }
 
-    /// Whether NFC could change the text: only if it has a scalar at or above U+0300 (lead byte 0xCC).
+    /// Whether NFC could change the text: false when every scalar is below U+0300 or in a range of
+    /// starters that never decompose, reorder or compose (CJK punctuation and ideographs, full-width forms,
+    /// emoji); those cover most text, which then skips the normalizer's copies.
     @inline(__always)
     static func needsNFC(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
-        for b in text where b >= 0xCC { return true }
+        var i = 0
+        let n = text.count
+        while i < n {
+            let b0 = text[i]
+            if b0 < 0xCC { i += 1; continue }  // ASCII, U+0080–U+02FF, continuation bytes
+            if b0 < 0xE0 { return true }       // U+0300–U+07FF: combining marks and more
+            let (v, len) = AddedTokenMatcher.scalar(startingAt: i, in: text)
+            switch v {
+            case 0x3000 ... 0x3029, 0x3400 ... 0x9FFF, 0xFF01 ... 0xFF5E, 0x1F000 ... 0x1FAFF: i += len
+            default: return true
+            }
+        }
         return false
     }
 

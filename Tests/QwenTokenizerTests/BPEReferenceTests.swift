@@ -67,3 +67,26 @@ struct BPEReferenceTests {
         #expect(mismatches == 0)
     }
 }
+
+/// The normalizer's fast path: scalars it treats as unaffected by NFC really are, in context.
+@Suite("NFC fast path")
+struct NFCFastPathTests {
+    @Test func inertRangesAreNFCStable() throws {
+        let tok = try #require(Shared.tiny)
+        let ranges: [ClosedRange<UInt32>] = [0x3000 ... 0x3029, 0x3400 ... 0x9FFF, 0xFF01 ... 0xFF5E, 0x1F000 ... 0x1FAFF]
+        var bad: [UInt32] = []
+        for r in ranges {
+            for v in r {
+                guard let u = Unicode.Scalar(v) else { continue }
+                // alone, after a starter, before a combining mark (which forces normalization of the span)
+                let s = String(Character(u))
+                let samples = ["a" + s + "b", s + s, "\u{3042}" + s]
+                for text in samples where Array(text.utf8) != text._nfcCodeUnits { bad.append(v) }
+                if u.properties.canonicalCombiningClass.rawValue != 0 { bad.append(v) }
+            }
+        }
+        #expect(bad.isEmpty, "not NFC-inert: \(bad.prefix(20).map { String($0, radix: 16) })")
+        // and encoding a mix with a combining mark still normalizes the whole span
+        #expect(tok.decode(tok.encode("中文e\u{301}，", parseSpecial: false)) == Array("中文é，".utf8))
+    }
+}

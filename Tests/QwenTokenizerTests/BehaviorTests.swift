@@ -36,6 +36,45 @@ struct BehaviorTests {
         #expect(!tok.encode("<|IM_END|>", parseSpecial: true).contains(imEnd))
     }
 
+    /// Added-token flags (lstrip, rstrip, single_word, normalized) and leftmost-longest matching, on the
+    /// tiny tokenizer.json with extra added tokens; expected ids from Hugging Face tokenizers 0.23.3.
+    @Test func addedTokenFlags() throws {
+        var json = try #require(try JSON.parseFile(Paths.tinyTokenizer + "/tokenizer.json").object)
+        func token(_ id: Int, _ content: String, lstrip: Bool = false, rstrip: Bool = false, singleWord: Bool = false,
+                   normalized: Bool = false, special: Bool = false) -> JSON {
+            .object([("id", .number(Double(id))), ("content", .string(content)), ("single_word", .bool(singleWord)),
+                     ("lstrip", .bool(lstrip)), ("rstrip", .bool(rstrip)), ("normalized", .bool(normalized)),
+                     ("special", .bool(special))])
+        }
+        let i = try #require(json.firstIndex { $0.key == "added_tokens" })
+        json[i].value = .array((json[i].value.array ?? []) + [
+            token(2074, "<mask>", lstrip: true, special: true),
+            token(2075, "[R]", rstrip: true),
+            token(2076, "zork", singleWord: true),
+            token(2077, "e\u{301}x", normalized: true),
+            token(2078, "<|im_end|>X"),
+        ])
+        let tok = try Tokenizer(huggingFace: .object(json))
+        let cases: [(String, [Int32], [Int32])] = [
+            ("a  <mask> b", [64, 2074, 293], [64, 220, 366, 76, 1073, 29, 293]),
+            ("<mask>", [2074], [27, 76, 1073, 29]),
+            ("x\u{3000}\t<mask>", [87, 2074], [87, 1277, 222, 197, 27, 76, 1073, 29]),
+            ("[R]   z", [2075, 89], [2075, 89]),
+            ("a[R]\n\nb", [64, 2075, 65], [64, 2075, 65]),
+            ("zork zorks szork zork.", [2076, 1147, 669, 82, 274, 89, 669, 220, 2076, 13],
+             [2076, 1147, 669, 82, 274, 89, 669, 220, 2076, 13]),
+            ("zorky", [89, 669, 88], [89, 669, 88]),
+            ("(zork)", [7, 2076, 8], [7, 2076, 8]),
+            ("caf\u{E9}x e\u{301}x", [924, 69, 2077, 220, 2077], [924, 69, 2077, 220, 2077]),
+            ("<|im_end|>X <|im_end|>", [2078, 220, 2050], [2078, 366, 91, 318, 62, 408, 91, 29]),
+            ("  <mask>  [R]  ", [2074, 256, 2075], [220, 366, 76, 1073, 29, 256, 2075]),
+        ]
+        for (text, special, plain) in cases {
+            #expect(tok.encode(text, parseSpecial: true) == special, "\(text)")
+            #expect(tok.encode(text, parseSpecial: false) == plain, "\(text)")
+        }
+    }
+
     @Test func lookupsAndMetadata() throws {
         let tok = try tok
         #expect(tok.eosID == 2050)      // tokenizer_config eos_token <|im_end|>

@@ -7,6 +7,12 @@ import Testing
 ///     swift test -c release --scratch-path .build-tok --filter QwenTokenizerTests.PerformanceTests
 @Suite("Tokenizer performance (printed)")
 struct PerformanceTests {
+    #if DEBUG
+    static let repeats = 1
+    #else
+    static let repeats = 3
+    #endif
+
     @Test(.enabled(if: Paths.hasRealTokenizer)) func loadAndThroughput() throws {
         var t0 = monotonicSeconds()
         let tok = try Tokenizer.load(huggingFaceFolder: Paths.realTokenizer)
@@ -18,7 +24,7 @@ struct PerformanceTests {
             guard bytes > 0 else { return }
             var tokens = 0
             var best = Double.infinity
-            for _ in 0 ..< 3 {
+            for _ in 0 ..< Self.repeats {
                 t0 = monotonicSeconds()
                 tokens = 0
                 for t in texts { tokens += tok.encode(t, parseSpecial: parseSpecial).count }
