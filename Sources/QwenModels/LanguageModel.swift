@@ -50,6 +50,6 @@ public final class Workspace: @unchecked Sendable {
         ropeCos = try AlignedBuffer(count: batch * c.headDim / 2, what: "rope table")
         ropeSin = try AlignedBuffer(count: batch * c.headDim / 2, what: "rope table")
         let widest = max(c.hiddenSize, c.feedForwardSize, c.headCount * c.headDim)
-        quantized = try AlignedBuffer(count: batch * (widest / 32 + 1) * 34, what: "quantized activations")
+        quantized = try AlignedBuffer(count: batch * ActivationFormat.largestRowBytes(columns: widest), what: "quantized activations")
     }
 }

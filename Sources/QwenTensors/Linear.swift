@@ -9,12 +9,12 @@ public struct WeightMatrix: @unchecked Sendable {
     public let data: UnsafeRawPointer
     public let rowBytes: Int
 
-    /// Types the matrix-vector kernels can multiply.
-    public static let supportedTypes: Set<TensorType> = [.f32, .f16, .bf16, .q8_0, .q4_0]
+    /// The kernels that multiply this matrix.
+    public let kernels: WeightKernels
 
     public init(_ t: TensorData) throws {
         guard t.shape.count == 2 else { throw QwenError.format("'\(t.name)' should be a matrix, has shape \(t.shape)") }
-        guard Self.supportedTypes.contains(t.type) else {
+        guard let kernels = WeightKernels.lookup(t.type) else {
             throw QwenError.unsupported("'\(t.name)' has weight type \(t.type.name), which is not supported yet")
         }
         type = t.type
@@ -22,17 +22,13 @@ public struct WeightMatrix: @unchecked Sendable {
         columns = t.shape[1]
         data = t.data
         rowBytes = t.type.byteCount(elements: columns)!
+        self.kernels = kernels
     }
 
     @inline(__always) public func row(_ r: Int) -> UnsafeRawPointer { data + r * rowBytes }
 
-    /// Whether activations are quantized to Q8_0 before the dot products.
-    public var usesQ8Activations: Bool { type == .q8_0 || type == .q4_0 }
-
     /// Scratch bytes `linear` needs for `tokens` input rows.
-    public func scratchBytes(tokens: Int) -> Int {
-        usesQ8Activations ? tokens * (columns / 32) * 34 : 0
-    }
+    public func scratchBytes(tokens: Int) -> Int { tokens * kernels.activation.rowBytes(columns: columns) }
 
     /// Copies row `r` as floats into `dst` (embedding lookup).
     public func dequantizeRow(_ r: Int, into dst: UnsafeMutablePointer<Float>) throws {
@@ -47,15 +43,15 @@ public func linear(_ w: WeightMatrix, input x: UnsafePointer<Float>, tokens: Int
                    path: KernelPath = .best) {
     let n = w.columns
     let rows = w.rows
-    var xq: UnsafeRawPointer?
-    if w.usesQ8Activations {
-        let rowBytes = (n / 32) * 34
-        guard let scratch else { preconditionFailure("linear: Q8 activations need scratch") }
+    let format = w.kernels.activation
+    let xStride = format.rowBytes(columns: n)
+    if format != .f32 {
+        guard let scratch else { preconditionFailure("linear: quantized activations need scratch") }
         for t in 0 ..< tokens {
-            RowKernels.quantizeQ8_0(x + t * n, scratch + t * rowBytes, n, path: path)
+            format.quantize(x + t * n, into: scratch + t * xStride, columns: n, path: path)
         }
-        xq = UnsafeRawPointer(scratch)
     }
+    let xq = UnsafeRawPointer(scratch)
     // rows per task: a multiple of 16, about 4 tasks per thread for balance
     let threads = pool?.threadCount ?? 1
     let work = rows * n * tokens
@@ -88,16 +84,21 @@ public func linear(_ w: WeightMatrix, input x: UnsafePointer<Float>, tokens: Int
 
     switch w.type {
     case .q8_0:
-        let blocks = n / 32, stride = blocks * 34, xq = xq!
-        dispatch { wr, t in RowKernels.dotQ8_0(blocks, wr, xq + t * stride, path: path) }
+        let blocks = n / 32, xq = xq!
+        dispatch { wr, t in RowKernels.dotQ8_0(blocks, wr, xq + t * xStride, path: path) }
     case .q4_0:
-        let blocks = n / 32, stride = blocks * 34, xq = xq!
-        dispatch { wr, t in RowKernels.dotQ4_0(blocks, wr, xq + t * stride, path: path) }
-    case .f16:
-        dispatch { wr, t in RowKernels.dotF16(n, wr.assumingMemoryBound(to: UInt16.self), x + t * n, path: path) }
-    case .bf16:
-        dispatch { wr, t in RowKernels.dotBF16(n, wr.assumingMemoryBound(to: UInt16.self), x + t * n, path: path) }
-    default:  // .f32 (WeightMatrix admits only supported types)
+        let blocks = n / 32, xq = xq!
+        dispatch { wr, t in RowKernels.dotQ4_0(blocks, wr, xq + t * xStride, path: path) }
+    case .f32:
         dispatch { wr, t in RowKernels.dotF32(n, wr.assumingMemoryBound(to: Float.self), x + t * n) }
+    default:
+        // every other type through its table entry (one indirect call per row)
+        let kernels = path == .best ? w.kernels : WeightKernels.lookup(w.type, path: path)!
+        if format == .f32 {
+            dispatch { wr, t in kernels.dot(wr, UnsafeRawPointer(x + t * n), n) }
+        } else {
+            let xq = xq!
+            dispatch { wr, t in kernels.dot(wr, xq + t * xStride, n) }
+        }
     }
 }

@@ -49,6 +49,37 @@ public enum RowKernels {
         }
     }
 
+    /// Quantizes `n` floats (a multiple of 256) to Q8_K blocks as llama.cpp's reference does: the scale comes
+    /// from the signed value of largest magnitude (d = max / -127 … stored as 1/iscale), q = round(x / d)
+    /// clamped to 127, plus the sum of every 16 quants.
+    public static func quantizeQ8_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, _ n: Int, path: KernelPath) {
+        for b in 0 ..< n / 256 {
+            let xb = x + b * 256
+            let yb = y + b * 292
+            var amax: Float = 0, signedMax: Float = 0
+            for j in 0 ..< 256 where abs(xb[j]) > amax {
+                amax = abs(xb[j])
+                signedMax = xb[j]
+            }
+            let q = (yb + 4).assumingMemoryBound(to: Int8.self)
+            let sums = (yb + 260).assumingMemoryBound(to: Int16.self)
+            if amax == 0 {
+                yb.storeBytes(of: Float(0), as: Float.self)
+                for j in 0 ..< 256 { q[j] = 0 }
+                for j in 0 ..< 16 { sums[j] = 0 }
+                continue
+            }
+            let iscale = -127 / signedMax
+            for j in 0 ..< 256 { q[j] = Int8(min(127, Int32((iscale * xb[j]).rounded(.toNearestOrEven)))) }
+            for j in 0 ..< 16 {
+                var sum: Int16 = 0
+                for i in 0 ..< 16 { sum &+= Int16(q[j * 16 + i]) }
+                sums[j] = sum
+            }
+            yb.storeBytes(of: 1 / iscale, as: Float.self)
+        }
+    }
+
     // MARK: Dot products with a Q8_0 activation row
 
     @inline(__always)
