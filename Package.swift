@@ -37,9 +37,11 @@ let package = Package(
         .target(name: "QwenRuntime", dependencies: ["QwenModels"], swiftSettings: swiftFlags),
         // The C ABI (include/qwen.h): thin @_cdecl functions over QwenRuntime.
         .target(name: "Qwen", dependencies: ["QwenRuntime", "CQwen"], swiftSettings: swiftFlags),
+        // Developer tool: best-of-N timing of one matrix product (bench/kernels).
+        .executableTarget(name: "kernel-bench", dependencies: ["QwenTensors"], path: "bench/kernels", swiftSettings: swiftFlags),
         .target(name: "QwenTestSupport", dependencies: ["QwenFormats"], path: "Tests/Support", swiftSettings: swiftFlags),
         .testTarget(name: "QwenFormatsTests", dependencies: ["QwenFormats", "QwenTestSupport"], swiftSettings: swiftFlags),
-        .testTarget(name: "QwenTensorsTests", dependencies: ["QwenTensors", "QwenTestSupport"], swiftSettings: swiftFlags),
+        .testTarget(name: "QwenTensorsTests", dependencies: ["CQwen", "QwenTensors", "QwenTestSupport"], swiftSettings: swiftFlags),
         .testTarget(name: "QwenTokenizerTests", dependencies: ["QwenTokenizer", "QwenTestSupport"], swiftSettings: swiftFlags),
         .testTarget(name: "QwenRuntimeTests", dependencies: ["QwenRuntime", "QwenTestSupport"], swiftSettings: swiftFlags),
     ],

@@ -10,7 +10,8 @@ public final class FileBytes: @unchecked Sendable {
     public let path: String
     public let base: UnsafeRawPointer
     public let count: Int
-    private let isMapped: Bool
+    /// Whether the bytes are a read-only mapping of the file (rather than a copy in memory).
+    public let isMapped: Bool
 
     public var buffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 

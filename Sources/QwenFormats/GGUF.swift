@@ -167,7 +167,7 @@ public final class GGUFFile: @unchecked Sendable {
             }
             tensorIndex[info.name] = tensors.count
             tensors.append(TensorData(name: info.name, type: info.type, shape: info.shape,
-                                      data: file.base + dataStart + Int(info.offset), byteCount: bytes))
+                                      data: file.base + dataStart + Int(info.offset), byteCount: bytes, isFileMapped: file.isMapped))
         }
         self.metadata = metadata
         self.metadataIndex = metadataIndex

@@ -47,7 +47,8 @@ public final class SafetensorsFile: @unchecked Sendable {
             }
             guard index[name] == nil else { throw QwenError.format("'\(file.path)': duplicate tensor '\(name)'") }
             index[name] = tensors.count
-            tensors.append(TensorData(name: name, type: type, shape: shape, data: file.base + dataStart + begin, byteCount: bytes))
+            tensors.append(TensorData(name: name, type: type, shape: shape, data: file.base + dataStart + begin, byteCount: bytes,
+                                      isFileMapped: file.isMapped))
         }
         self.tensors = tensors
         self.index = index

@@ -111,13 +111,16 @@ public struct TensorData: @unchecked Sendable {
     public let shape: [Int]
     public let data: UnsafeRawPointer
     public let byteCount: Int
+    /// The bytes are a read-only mapping of a file: pages no longer needed can be handed back to the kernel.
+    public let isFileMapped: Bool
 
-    public init(name: String, type: TensorType, shape: [Int], data: UnsafeRawPointer, byteCount: Int) {
+    public init(name: String, type: TensorType, shape: [Int], data: UnsafeRawPointer, byteCount: Int, isFileMapped: Bool = false) {
         self.name = name
         self.type = type
         self.shape = shape
         self.data = data
         self.byteCount = byteCount
+        self.isFileMapped = isFileMapped
     }
 
     public var elementCount: Int { shape.reduce(1, *) }

@@ -21,7 +21,7 @@ func loadMatrix(_ store: WeightStore, _ name: String, rows: Int, columns: Int) t
     guard t.shape == [rows, columns] else {
         throw QwenError.format("'\(name)' has shape \(t.shape), expected [\(rows), \(columns)]")
     }
-    return try WeightMatrix(t)
+    return try WeightMatrix(t, pack: true)
 }
 
 /// A dense layer y = W·x (+ b).
@@ -42,10 +42,10 @@ public struct Linear: Sendable {
     public func callAsFunction(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, _ ws: Workspace) {
         if let bias {
             bias.withUnsafeBufferPointer {
-                linear(weight, input: x, tokens: tokens, output: y, bias: $0.baseAddress, scratch: ws.quantized.raw, pool: ws.pool)
+                linear(weight, input: x, tokens: tokens, output: y, bias: $0.baseAddress, scratch: ws.quantized.rawBuffer, pool: ws.pool)
             }
         } else {
-            linear(weight, input: x, tokens: tokens, output: y, scratch: ws.quantized.raw, pool: ws.pool)
+            linear(weight, input: x, tokens: tokens, output: y, scratch: ws.quantized.rawBuffer, pool: ws.pool)
         }
     }
 }

@@ -28,7 +28,9 @@ public final class Qwen2Model: LanguageModel {
             throw QwenError.format("token_embd.weight has shape \(embd.shape), expected [vocab, \(c.hiddenSize)]")
         }
         vocabularySize = embd.shape[0]
-        embedding = try WeightMatrix(embd)
+        let tied = c.tiedEmbeddings ?? (store.tensor("output.weight") == nil)
+        // a tied embedding is also the output head: pack it for the matmul kernels
+        embedding = try WeightMatrix(embd, pack: tied)
         blocks = try (0 ..< c.layerCount).map { i in
             let p = "blk.\(i)"
             return Block(
@@ -38,7 +40,7 @@ public final class Qwen2Model: LanguageModel {
                 feedForward: try SwiGLU(store, p, hidden: c.hiddenSize, inner: c.feedForwardSize))
         }
         outputNorm = try RMSNorm(store, "output_norm.weight", count: c.hiddenSize, eps: c.rmsNormEps)
-        switch c.tiedEmbeddings ?? (store.tensor("output.weight") == nil) {
+        switch tied {
         case true: output = Linear(weight: embedding)
         case false: output = try Linear(store, "output", inputs: c.hiddenSize, outputs: vocabularySize, bias: false)
         }

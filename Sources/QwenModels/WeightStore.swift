@@ -50,14 +50,17 @@ public final class WeightStore: @unchecked Sendable {
             for t in shard.tensors {
                 guard let mapped = Self.ggufName(huggingFace: t.name) else { continue }
                 var data = t.data
+                var isFileMapped = t.isFileMapped
                 // safetensors does not promise aligned data; kernels may read elements in place
                 if Int(bitPattern: data) % t.type.blockBytes != 0 {
+                    isFileMapped = false
                     let copy = try AlignedBuffer<UInt8>(count: t.byteCount, what: "a copy of '\(t.name)'")
                     copy.raw.copyMemory(from: data, byteCount: t.byteCount)
                     owners.append(copy)
                     data = UnsafeRawPointer(copy.raw)
                 }
-                tensors[mapped] = TensorData(name: mapped, type: t.type, shape: t.shape, data: data, byteCount: t.byteCount)
+                tensors[mapped] = TensorData(name: mapped, type: t.type, shape: t.shape, data: data, byteCount: t.byteCount,
+                                             isFileMapped: isFileMapped)
             }
         }
     }

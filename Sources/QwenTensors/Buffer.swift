@@ -45,5 +45,6 @@ public final class AlignedBuffer<T>: @unchecked Sendable {
     }
 
     public var raw: UnsafeMutableRawPointer { UnsafeMutableRawPointer(pointer) }
+    public var rawBuffer: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: raw, count: count * MemoryLayout<T>.stride) }
     public var buffer: UnsafeMutableBufferPointer<T> { UnsafeMutableBufferPointer(start: pointer, count: count) }
 }

@@ -1,3 +1,4 @@
+import CQwen
 import QwenFormats
 
 /// A weight matrix of `rows` output features by `columns` input features, each row contiguous,
@@ -11,8 +12,12 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// The kernels that multiply this matrix.
     public let kernels: WeightKernels
+    /// The matrix repacked for this CPU's fastest kernels, if it has them for this type.
+    public let packed: PackedWeights?
 
-    public init(_ t: TensorData) throws {
+    /// `pack`: repack for the CPU's fastest kernels when possible (then mapped pages of the original are
+    /// released; `row(_:)` still reads them, through page faults).
+    public init(_ t: TensorData, pack: Bool = false) throws {
         guard t.shape.count == 2 else { throw QwenError.format("'\(t.name)' should be a matrix, has shape \(t.shape)") }
         guard let kernels = WeightKernels.lookup(t.type) else {
             throw QwenError.unsupported("'\(t.name)' has weight type \(t.type.name), which is not supported yet")
@@ -23,12 +28,20 @@ public struct WeightMatrix: @unchecked Sendable {
         data = t.data
         rowBytes = t.type.byteCount(elements: columns)!
         self.kernels = kernels
+        if pack, PackedWeights.isAvailable, PackedWeights.canPack(t.type) {
+            packed = try PackedWeights(type: t.type, rows: rows, columns: columns, data: t.data, rowBytes: rowBytes)
+            if t.isFileMapped { releaseMappedPages(t.data, t.byteCount) }
+        } else {
+            packed = nil
+        }
     }
 
     @inline(__always) public func row(_ r: Int) -> UnsafeRawPointer { data + r * rowBytes }
 
     /// Scratch bytes `linear` needs for `tokens` input rows.
-    public func scratchBytes(tokens: Int) -> Int { tokens * kernels.activation.rowBytes(columns: columns) }
+    public func scratchBytes(tokens: Int) -> Int {
+        max(tokens * kernels.activation.rowBytes(columns: columns), TiledMatmul.scratchBytes(columns: columns, tokens: tokens))
+    }
 
     /// Copies row `r` as floats into `dst` (embedding lookup).
     public func dequantizeRow(_ r: Int, into dst: UnsafeMutablePointer<Float>) throws {
@@ -37,10 +50,26 @@ public struct WeightMatrix: @unchecked Sendable {
 }
 
 /// y[t][r] = Σ_k W[r][k] · x[t][k] (+ bias[r]) for `tokens` rows of x (stride `columns`) into y (stride `rows`).
-/// Work is split over output rows across the pool; small products stay on the calling thread.
+/// `scratch` must hold `w.scratchBytes(tokens:)` bytes. Work is split over output rows across the pool;
+/// small products stay on the calling thread.
 public func linear(_ w: WeightMatrix, input x: UnsafePointer<Float>, tokens: Int, output y: UnsafeMutablePointer<Float>,
-                   bias: UnsafePointer<Float>? = nil, scratch: UnsafeMutableRawPointer?, pool: ThreadPool?,
+                   bias: UnsafePointer<Float>? = nil, scratch scratchBuffer: UnsafeMutableRawBufferPointer, pool: ThreadPool?,
                    path: KernelPath = .best) {
+    precondition(scratchBuffer.count >= w.scratchBytes(tokens: tokens), "linear: scratch too small")
+    let scratch = scratchBuffer.baseAddress
+    #if arch(x86_64)
+    if let packed = w.packed, path == .simd, let scratch {
+        let n = w.columns, stride = TiledMatmul.scratchBytes(columns: n, tokens: 1)
+        let act = scratch.assumingMemoryBound(to: UInt8.self)
+        for t in 0 ..< tokens { cq_prepare_q8row_avx2(x + t * n, act + t * stride, Int32(n)) }
+        packed.multiply(act: act, actStride: stride, tokens: tokens, output: y, bias: bias, pool: pool)
+        return
+    }
+    if TiledMatmul.supports(w, tokens: tokens, path: path), let scratch {
+        TiledMatmul.run(w, input: x, tokens: tokens, output: y, bias: bias, scratch: scratch, pool: pool)
+        return
+    }
+    #endif
     let n = w.columns
     let rows = w.rows
     let format = w.kernels.activation

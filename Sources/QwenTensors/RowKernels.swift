@@ -49,10 +49,21 @@ public enum RowKernels {
         }
     }
 
-    /// Quantizes `n` floats (a multiple of 256) to Q8_K blocks as llama.cpp's reference does: the scale comes
-    /// from the signed value of largest magnitude (d = max / -127 … stored as 1/iscale), q = round(x / d)
-    /// clamped to 127, plus the sum of every 16 quants.
+    /// Quantizes `n` floats (a multiple of 256) to Q8_K blocks exactly as llama.cpp's `quantize_row_q8_K_ref`:
+    /// the scale comes from the signed element of largest magnitude (the first one on ties), iscale = -127 / max,
+    /// q = min(127, round-half-even(iscale · x)), d = 1 / iscale, plus the sum of every 16 quants. Both paths give
+    /// the same bytes; NaN/Inf inputs give garbage quants (a NaN or out-of-range product becomes -128), never a trap.
     public static func quantizeQ8_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, _ n: Int, path: KernelPath) {
+        #if arch(x86_64)
+        if path == .simd {
+            cq_quantize_row_q8_K_avx2(x, y.assumingMemoryBound(to: UInt8.self), Int32(n))
+            return
+        }
+        #endif
+        quantizeQ8_KPortable(x, y, n)
+    }
+
+    public static func quantizeQ8_KPortable(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, _ n: Int) {
         for b in 0 ..< n / 256 {
             let xb = x + b * 256
             let yb = y + b * 292
@@ -61,20 +72,23 @@ public enum RowKernels {
                 amax = abs(xb[j])
                 signedMax = xb[j]
             }
-            let q = (yb + 4).assumingMemoryBound(to: Int8.self)
-            let sums = (yb + 260).assumingMemoryBound(to: Int16.self)
             if amax == 0 {
-                yb.storeBytes(of: Float(0), as: Float.self)
-                for j in 0 ..< 256 { q[j] = 0 }
-                for j in 0 ..< 16 { sums[j] = 0 }
+                yb.initializeMemory(as: UInt8.self, repeating: 0, count: 292)
                 continue
             }
             let iscale = -127 / signedMax
-            for j in 0 ..< 256 { q[j] = Int8(min(127, Int32((iscale * xb[j]).rounded(.toNearestOrEven)))) }
-            for j in 0 ..< 16 {
-                var sum: Int16 = 0
-                for i in 0 ..< 16 { sum &+= Int16(q[j * 16 + i]) }
-                sums[j] = sum
+            var sum: Int32 = 0
+            for j in 0 ..< 256 {
+                let r = (iscale * xb[j]).rounded(.toNearestOrEven)
+                // what cvtps2dq does: NaN and out-of-range values become Int32.min
+                let v: Int32 = r >= -2147483648 && r < 2147483648 ? Int32(r) : .min
+                let q = Int8(clamping: min(127, v))
+                yb.storeBytes(of: q, toByteOffset: 4 + j, as: Int8.self)
+                sum &+= Int32(q)
+                if j % 16 == 15 {
+                    yb.storeBytes(of: Int16(truncatingIfNeeded: sum), toByteOffset: 260 + 2 * (j / 16), as: Int16.self)
+                    sum = 0
+                }
             }
             yb.storeBytes(of: 1 / iscale, as: Float.self)
         }
@@ -251,7 +265,10 @@ public enum RowKernels {
                 }
             }
         default:
-            throw QwenError.unsupported("dequantizing \(type.name) is not supported yet")
+            // Q4_1, Q5_0, Q5_1, IQ4_NL, K-quants, IQ4_XS: Quants/QuantBlocks.swift
+            guard QuantBlocks.dequantize(type, src, dst, n) else {
+                throw QwenError.unsupported("dequantizing \(type.name) is not supported yet")
+            }
         }
     }
 }

@@ -16,11 +16,11 @@ public final class ThreadPool: @unchecked Sendable {
 
     // Shared words: [0] generation (futex), [1] finished tasks (futex), [2] stop flag.
     private let words: UnsafeMutablePointer<UInt32>
-    // (generation << 32 | next task index), claimed with compare-and-swap so a late worker
-    // can never take a task of a newer job.
-    private let claim: UnsafeMutablePointer<Int64>
-    private var taskCount = 0
-    private var job: UnsafePointer<(Int, Int) -> Void>?
+    // [0] claim: (generation << 32 | next task index), taken with compare-and-swap so a late worker can
+    // never take a task of a newer job; [1] the job (address of the caller's closure); [2] task count.
+    // The caller invalidates old claims first and publishes job and count with release stores.
+    private let job: UnsafeMutablePointer<Int64>
+    private var generation: UInt32 = 0
     private var threads: [pthread_t] = []
 
     /// Threads usable by this process (affinity mask), at least 1.
@@ -31,8 +31,8 @@ public final class ThreadPool: @unchecked Sendable {
         self.spinIterations = spinIterations
         words = .allocate(capacity: 3)
         words.initialize(repeating: 0, count: 3)
-        claim = .allocate(capacity: 1)
-        claim.initialize(to: 0)
+        job = .allocate(capacity: 3)
+        job.initialize(repeating: 0, count: 3)
         for worker in 1 ..< threadCount {
             let start = WorkerStart(pool: Unmanaged.passUnretained(self), index: worker)
             var tid = pthread_t()
@@ -56,7 +56,7 @@ public final class ThreadPool: @unchecked Sendable {
         cq_futex_wake_all(words)
         for t in threads { pthread_join(t, nil) }
         words.deallocate()
-        claim.deallocate()
+        job.deallocate()
     }
 
     /// Runs `body(task, worker)` for every task in 0..<count across the pool and returns when all are done.
@@ -69,15 +69,16 @@ public final class ThreadPool: @unchecked Sendable {
         }
         withoutActuallyEscaping(body) { escapable in
             var local = escapable
-            withUnsafePointer(to: &local) { pointer in
-                job = pointer
-                taskCount = count
+            withUnsafeMutablePointer(to: &local) { pointer in
+                generation &+= 1
+                let g = generation
+                cq_store_release_i64(job, Int64(g) << 32)
                 cq_store_release_u32(words + 1, 0)
-                let generation = cq_load_acquire_u32(words) &+ 1
-                cq_store_release_i64(claim, Int64(generation) << 32)
-                cq_store_release_u32(words, generation)
+                cq_store_release_i64(job + 1, Int64(Int(bitPattern: UnsafeRawPointer(pointer))))
+                cq_store_release_i64(job + 2, Int64(count))
+                cq_store_release_u32(words, g)
                 cq_futex_wake_all(words)
-                runTasks(generation: generation, worker: 0)
+                runTasks(generation: g, worker: 0)
                 // wait for the tasks other threads took
                 var spins = 0
                 while true {
@@ -90,22 +91,23 @@ public final class ThreadPool: @unchecked Sendable {
                         cq_futex_wait(words + 1, done)
                     }
                 }
-                job = nil
             }
         }
     }
 
-    private func runTasks(generation: UInt32, worker: Int) {
-        let count = taskCount
-        guard let job else { return }
+    private func runTasks(generation g: UInt32, worker: Int) {
+        guard let body = UnsafeRawPointer(bitPattern: Int(cq_load_acquire_i64(job + 1))) else { return }
+        let count = Int(cq_load_acquire_i64(job + 2))
+        let run = body.assumingMemoryBound(to: ((Int, Int) -> Void).self)
         while true {
-            let current = cq_load_acquire_i64(claim)
-            guard UInt32(truncatingIfNeeded: current >> 32) == generation else { return }
+            let current = cq_load_acquire_i64(job)
+            // a job or count read for a newer generation comes with that generation's claim word
+            guard UInt32(truncatingIfNeeded: current >> 32) == g else { return }
             let index = Int(current & 0xFFFF_FFFF)
             if index >= count { return }
             var expected = current
-            guard cq_compare_exchange_i64(claim, &expected, current + 1) else { continue }
-            job.pointee(index, worker)
+            guard cq_compare_exchange_i64(job, &expected, current + 1) else { continue }
+            run.pointee(index, worker)
             if Int(cq_fetch_add_u32(words + 1, 1)) + 1 == count {
                 cq_futex_wake_all(words + 1)
             }

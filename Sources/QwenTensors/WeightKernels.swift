@@ -20,7 +20,8 @@ public enum ActivationFormat: Sendable {
 
     /// Bytes that hold one row of `columns` activations in any format (for sizing scratch memory).
     public static func largestRowBytes(columns: Int) -> Int {
-        max(ActivationFormat.q8_0.rowBytes(columns: columns + 31), ActivationFormat.q8_K.rowBytes(columns: columns + 255))
+        max(ActivationFormat.q8_0.rowBytes(columns: columns + 31), ActivationFormat.q8_K.rowBytes(columns: columns + 255),
+            TiledMatmul.scratchBytes(columns: columns + 31, tokens: 1))
     }
 
     /// Prepares `columns` floats (a whole number of blocks) into `dst`.
@@ -67,6 +68,8 @@ public struct WeightKernels: Sendable {
             return WeightKernels(activation: .q8_0) { w, x, n in RowKernels.dotQ8_0(n / 32, w, x, path: path) }
         case .q4_0:
             return WeightKernels(activation: .q8_0) { w, x, n in RowKernels.dotQ4_0(n / 32, w, x, path: path) }
+        case .q4_1, .q5_0, .q5_1, .iq4_nl, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_xs:
+            return QuantDots.kernels(type, path: path)  // Quants/QuantDots.swift
         default:
             return nil
         }

@@ -1,3 +1,4 @@
+import CQwen
 import QwenFormats
 import QwenTensors
 import Testing
@@ -122,9 +123,11 @@ func quantizeQ4(_ x: [Float]) -> [UInt8] {
         #expect(f16ToFloat(0x3C00) == 1)
     }
 
-    @Test(arguments: [TensorType.f32, .f16, .bf16, .q8_0, .q4_0])
-    func linearMatchesReferenceOnEveryPathAndThreadCount(type: TensorType) throws {
-        let rows = 70, cols = 96, tokens = 5
+    /// Every path (portable, SIMD, tiled, packed) against a double-precision reference, with row counts
+    /// that leave partial 4-row tiles and 16-row groups, token counts that leave partial tiles, 1 and 3 threads.
+    @Test(arguments: [TensorType.f32, .f16, .bf16, .q8_0, .q4_0], [(70, 1), (70, 5), (45, 11), (16, 8)])
+    func linearMatchesReferenceOnEveryPathAndThreadCount(type: TensorType, shape: (rows: Int, tokens: Int)) throws {
+        let rows = shape.rows, cols = 96, tokens = shape.tokens
         var rng = TestRandom(1234)
         let w = rng.floats(rows * cols), x = rng.floats(tokens * cols), bias = rng.floats(rows)
         var stored: [UInt8] = []
@@ -151,23 +154,24 @@ func quantizeQ4(_ x: [Float]) -> [UInt8] {
                 try q.withUnsafeBytes { s in try xRef.withUnsafeMutableBufferPointer { try RowKernels.dequantizeRow(.q8_0, s.baseAddress!, $0.baseAddress! + t * cols, cols) } }
             }
         }
-        let scratch = try AlignedBuffer<UInt8>(count: tokens * (cols / 32) * 34)
-        for path in [KernelPath.portable, .simd] {
+        var scratch: AlignedBuffer<UInt8>!
+        for (path, pack) in [(KernelPath.portable, false), (.simd, false), (.simd, true)] {
             for threads in [1, 3] {
                 let pool = threads > 1 ? ThreadPool(threads: threads) : nil
                 var y = [Float](repeating: .nan, count: tokens * rows)
                 try stored.withUnsafeBytes { s in
-                    let m = try WeightMatrix(TensorData(name: "w", type: type, shape: [rows, cols], data: s.baseAddress!, byteCount: s.count))
+                    let m = try WeightMatrix(TensorData(name: "w", type: type, shape: [rows, cols], data: s.baseAddress!, byteCount: s.count), pack: pack)
+                    scratch = try AlignedBuffer<UInt8>(count: m.scratchBytes(tokens: tokens))
                     x.withUnsafeBufferPointer { xp in bias.withUnsafeBufferPointer { bp in y.withUnsafeMutableBufferPointer { yp in
                         linear(m, input: xp.baseAddress!, tokens: tokens, output: yp.baseAddress!, bias: bp.baseAddress!,
-                               scratch: scratch.raw, pool: pool, path: path)
+                               scratch: scratch.rawBuffer, pool: pool, path: path)
                     } } }
                 }
                 for t in 0 ..< tokens {
                     for r in 0 ..< rows {
                         var ref = Double(bias[r])
                         for k in 0 ..< cols { ref += Double(wDeq[r * cols + k]) * Double(xRef[t * cols + k]) }
-                        #expect(abs(Double(y[t * rows + r]) - ref) < 2e-4, "type \(type.name) path \(path) threads \(threads) t \(t) r \(r)")
+                        #expect(abs(Double(y[t * rows + r]) - ref) < 2e-4, "type \(type.name) path \(path) pack \(pack) threads \(threads) t \(t) r \(r)")
                     }
                 }
             }
@@ -176,19 +180,27 @@ func quantizeQ4(_ x: [Float]) -> [UInt8] {
 }
 
 @Suite struct ThreadPoolTests {
-    @Test func runsEveryTaskExactlyOnce() {
-        let pool = ThreadPool(threads: 4)
-        for round in 0 ..< 200 {
+    @Test(arguments: [2, 3, 5])
+    func runsEveryTaskExactlyOnce(threads: Int) {
+        // many short jobs back to back, tasks of uneven length, short spins so workers also sleep:
+        // a late worker must never run a task of the next job or run one twice
+        let pool = ThreadPool(threads: threads, spinIterations: 50)
+        var badWorker = false
+        for round in 0 ..< 3000 {
             let n = 1 + round % 37
             let hits = UnsafeMutablePointer<Int>.allocate(capacity: n)
             hits.initialize(repeating: 0, count: n)
             pool.parallelFor(n) { task, worker in
-                #expect(worker >= 0 && worker < 4)
+                if worker < 0 || worker >= threads { badWorker = true }
+                if (task + round) % 7 == 0 { for _ in 0 ..< (round % 5) * 200 { cq_pause() } }
                 hits[task] += 1
             }
-            #expect((0 ..< n).allSatisfy { hits[$0] == 1 })
+            let ok = (0 ..< n).allSatisfy { hits[$0] == 1 }
             hits.deallocate()
+            #expect(ok, "round \(round)")
+            if !ok { break }
         }
+        #expect(!badWorker)
     }
 
     @Test func poolsComeAndGo() {

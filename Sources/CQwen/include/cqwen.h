@@ -211,6 +211,248 @@ static inline void cq_bf16_to_f32_row_avx2(int n, const uint16_t *x, float *y) {
     for (; i < n; i++) { uint32_t b = (uint32_t)x[i] << 16; memcpy(y + i, &b, 4); }
 }
 
+
+// ---- Tiles for prompt processing: 4 weight rows x 4 tokens over a whole row ----
+//
+// Activations are prepared once per token row ("q8 rows"): nb x 32 int8 quants, then nb f32 scales, then
+// nb int32 sums of the quants of each block (layout below). Weight blocks are used as the file stores them.
+// Each (row, token, block) costs one integer dot of 32 pairs, a convert and an FMA; the bias corrections
+// that make the unsigned operand of vpdpbusd / vpmaddubsw work are folded into the accumulator seed.
+#define CQ_Q8ROW_BYTES(nb) ((size_t)(nb) * 40)
+static inline const int8_t *cq_q8row_quants(const uint8_t *row) { return (const int8_t *)row; }
+static inline const float *cq_q8row_scales(const uint8_t *row, int nb) { return (const float *)(row + (size_t)nb * 32); }
+static inline const int32_t *cq_q8row_sums(const uint8_t *row, int nb) { return (const int32_t *)(row + (size_t)nb * 36); }
+
+/// Prepares one activation row of n floats (n a multiple of 32) as a q8 row, with the rounding of Q8_0.
+static inline void cq_prepare_q8row_avx2(const float *x, uint8_t *row, int n) {
+    const int nb = n / 32;
+    uint8_t block[CQ_Q8_0_BYTES];
+    int8_t *q = (int8_t *)row;
+    float *d = (float *)(row + (size_t)nb * 32);
+    int32_t *sums = (int32_t *)(row + (size_t)nb * 36);
+    for (int b = 0; b < nb; b++) {
+        cq_quantize_row_q8_0_avx2(x + b * 32, block, 32);
+        uint16_t dh; memcpy(&dh, block, 2);
+        d[b] = cq_f16_to_f32(dh);
+        __m256i v = _mm256_loadu_si256((const __m256i *)(block + 2));
+        _mm256_storeu_si256((__m256i *)(q + b * 32), v);
+        __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), v);
+        __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+        sums[b] = _mm_cvtsi128_si32(s);
+    }
+}
+
+static inline __m256i cq_seed(int32_t v) { return _mm256_setr_epi32(v, 0, 0, 0, 0, 0, 0, 0); }
+
+static inline __m256i cq_q4_0_nibbles(const uint8_t *qs) {
+    __m128i packed = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0f));
+}
+
+/// out[t * ldo + r] = W[r] · x[t] for r, t in 0..<4 (Q8_0 weights, AVX2: sign trick + maddubs).
+static inline void cq_tile_q8_0_avx2(int nb, const uint8_t *w, size_t ws, const uint8_t *act, size_t as, float *out, size_t ldo) {
+    __m256 acc[4][4];
+    for (int r = 0; r < 4; r++) for (int t = 0; t < 4; t++) acc[r][t] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m256i wq[4], wabs[4];
+        __m256 dw[4];
+        for (int r = 0; r < 4; r++) {
+            const uint8_t *blk = w + r * ws + (size_t)b * CQ_Q8_0_BYTES;
+            uint16_t h; memcpy(&h, blk, 2);
+            dw[r] = _mm256_set1_ps(cq_f16_to_f32(h));
+            wq[r] = _mm256_loadu_si256((const __m256i *)(blk + 2));
+            wabs[r] = _mm256_sign_epi8(wq[r], wq[r]);
+        }
+        for (int t = 0; t < 4; t++) {
+            const uint8_t *a = act + t * as;
+            __m256i x = _mm256_loadu_si256((const __m256i *)(a + (size_t)b * 32));
+            __m256 dx = _mm256_set1_ps(cq_q8row_scales(a, nb)[b]);
+            for (int r = 0; r < 4; r++) {
+                __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wabs[r], _mm256_sign_epi8(x, wq[r])), _mm256_set1_epi16(1));
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], dx), acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < 4; r++) for (int t = 0; t < 4; t++) out[t * ldo + r] = cq_hsum256(acc[r][t]);
+}
+
+/// The same for Q4_0 weights: nibbles are the unsigned operand, the -8 offset is seeded as -8·Σx.
+static inline void cq_tile_q4_0_avx2(int nb, const uint8_t *w, size_t ws, const uint8_t *act, size_t as, float *out, size_t ldo) {
+    __m256 acc[4][4];
+    for (int r = 0; r < 4; r++) for (int t = 0; t < 4; t++) acc[r][t] = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int b = 0; b < nb; b++) {
+        __m256i wq[4];
+        __m256 dw[4];
+        for (int r = 0; r < 4; r++) {
+            const uint8_t *blk = w + r * ws + (size_t)b * CQ_Q4_0_BYTES;
+            uint16_t h; memcpy(&h, blk, 2);
+            dw[r] = _mm256_set1_ps(cq_f16_to_f32(h));
+            wq[r] = cq_q4_0_nibbles(blk + 2);
+        }
+        for (int t = 0; t < 4; t++) {
+            const uint8_t *a = act + t * as;
+            __m256i x = _mm256_loadu_si256((const __m256i *)(a + (size_t)b * 32));
+            __m256 dx = _mm256_set1_ps(cq_q8row_scales(a, nb)[b]);
+            __m256i seed = cq_seed(-8 * cq_q8row_sums(a, nb)[b]);
+            for (int r = 0; r < 4; r++) {
+                __m256i p = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(wq[r], x), ones), seed);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], dx), acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < 4; r++) for (int t = 0; t < 4; t++) out[t * ldo + r] = cq_hsum256(acc[r][t]);
+}
+
+#define CQ_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+/// Q8_0 tile with AVX-512 VNNI: weights biased to unsigned (+128) once per block, seed -128·Σx.
+CQ_VNNI static inline void cq_tile_q8_0_vnni(int nb, const uint8_t *w, size_t ws, const uint8_t *act, size_t as, float *out, size_t ldo) {
+    __m256 acc[4][4];
+    for (int r = 0; r < 4; r++) for (int t = 0; t < 4; t++) acc[r][t] = _mm256_setzero_ps();
+    const __m256i bias = _mm256_set1_epi8((char)0x80);
+    for (int b = 0; b < nb; b++) {
+        __m256i wu[4];
+        __m256 dw[4];
+        for (int r = 0; r < 4; r++) {
+            const uint8_t *blk = w + r * ws + (size_t)b * CQ_Q8_0_BYTES;
+            uint16_t h; memcpy(&h, blk, 2);
+            dw[r] = _mm256_set1_ps(cq_f16_to_f32(h));
+            wu[r] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(blk + 2)), bias);
+        }
+        for (int t = 0; t < 4; t++) {
+            const uint8_t *a = act + t * as;
+            __m256i x = _mm256_loadu_si256((const __m256i *)(a + (size_t)b * 32));
+            __m256 dx = _mm256_set1_ps(cq_q8row_scales(a, nb)[b]);
+            __m256i seed = cq_seed(-128 * cq_q8row_sums(a, nb)[b]);
+            for (int r = 0; r < 4; r++) {
+                __m256i p = _mm256_dpbusd_epi32(seed, wu[r], x);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], dx), acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < 4; r++) for (int t = 0; t < 4; t++) out[t * ldo + r] = cq_hsum256(acc[r][t]);
+}
+
+/// Q4_0 tile with AVX-512 VNNI.
+CQ_VNNI static inline void cq_tile_q4_0_vnni(int nb, const uint8_t *w, size_t ws, const uint8_t *act, size_t as, float *out, size_t ldo) {
+    __m256 acc[4][4];
+    for (int r = 0; r < 4; r++) for (int t = 0; t < 4; t++) acc[r][t] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m256i wq[4];
+        __m256 dw[4];
+        for (int r = 0; r < 4; r++) {
+            const uint8_t *blk = w + r * ws + (size_t)b * CQ_Q4_0_BYTES;
+            uint16_t h; memcpy(&h, blk, 2);
+            dw[r] = _mm256_set1_ps(cq_f16_to_f32(h));
+            wq[r] = cq_q4_0_nibbles(blk + 2);
+        }
+        for (int t = 0; t < 4; t++) {
+            const uint8_t *a = act + t * as;
+            __m256i x = _mm256_loadu_si256((const __m256i *)(a + (size_t)b * 32));
+            __m256 dx = _mm256_set1_ps(cq_q8row_scales(a, nb)[b]);
+            __m256i seed = cq_seed(-8 * cq_q8row_sums(a, nb)[b]);
+            for (int r = 0; r < 4; r++) {
+                __m256i p = _mm256_dpbusd_epi32(seed, wq[r], x);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], dx), acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < 4; r++) for (int t = 0; t < 4; t++) out[t * ldo + r] = cq_hsum256(acc[r][t]);
+}
+
+
+// ---- Packed 16-row groups (AVX-512 VNNI) ----
+//
+// Weights repacked at load: rows in groups of 16, and per group and 32-element block: 16 F16 scales
+// (32 bytes), then the quants interleaved by 4-byte k-groups, [k-group][row][4 bytes], so that one
+// 64-byte load feeds vpdpbusd with one k-group of all 16 rows (one lane per row) and the activations
+// come in as a broadcast 32-bit operand. Q8_0 quants are stored biased to unsigned (q + 128); Q4_0
+// nibbles stay as they are (byte j: element j low, element j+16 high). Bias corrections are seeded into
+// the integer accumulators from the activation block sums. No horizontal reductions anywhere.
+#define CQ_UNROLL _Pragma("clang loop unroll(full)")
+#define CQ_PACKED_Q8_0_BLOCK 544 /* 32 + 16 x 32 */
+#define CQ_PACKED_Q4_0_BLOCK 288 /* 32 + 16 x 16 */
+
+CQ_VNNI static inline __attribute__((always_inline)) void cq_group_q8_0_vnni_t(
+    int nb, const uint8_t *group, const uint8_t *act, size_t as, float *out, size_t ldo, const int T) {
+    __m512 acc[8];
+    CQ_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *blk = group + (size_t)b * CQ_PACKED_Q8_0_BLOCK;
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+        __m512i isum[8];
+        CQ_UNROLL for (int t = 0; t < T; t++) {
+            const uint8_t *a = act + t * as;
+            isum[t] = _mm512_set1_epi32(-128 * cq_q8row_sums(a, nb)[b]);
+        }
+        CQ_UNROLL for (int g = 0; g < 8; g++) {
+            const __m512i wv = _mm512_loadu_si512((const void *)(blk + 32 + g * 64));
+            CQ_UNROLL for (int t = 0; t < T; t++) {
+                int32_t x4;
+                memcpy(&x4, act + t * as + (size_t)b * 32 + g * 4, 4);
+                isum[t] = _mm512_dpbusd_epi32(isum[t], wv, _mm512_set1_epi32(x4));
+            }
+        }
+        CQ_UNROLL for (int t = 0; t < T; t++) {
+            const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(cq_q8row_scales(act + t * as, nb)[b]));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), s, acc[t]);
+        }
+    }
+    CQ_UNROLL for (int t = 0; t < T; t++) _mm512_storeu_ps(out + t * ldo, acc[t]);
+}
+
+CQ_VNNI static inline __attribute__((always_inline)) void cq_group_q4_0_vnni_t(
+    int nb, const uint8_t *group, const uint8_t *act, size_t as, float *out, size_t ldo, const int T) {
+    __m512 acc[8];
+    CQ_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    const __m512i low = _mm512_set1_epi8(0x0f);
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *blk = group + (size_t)b * CQ_PACKED_Q4_0_BLOCK;
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+        __m512i isum[8];
+        CQ_UNROLL for (int t = 0; t < T; t++) {
+            const uint8_t *a = act + t * as;
+            isum[t] = _mm512_set1_epi32(-8 * cq_q8row_sums(a, nb)[b]);
+        }
+        CQ_UNROLL for (int g = 0; g < 4; g++) {
+            const __m512i packed = _mm512_loadu_si512((const void *)(blk + 32 + g * 64));
+            const __m512i lo = _mm512_and_si512(packed, low);
+            const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low);
+            CQ_UNROLL for (int t = 0; t < T; t++) {
+                int32_t xl, xh;
+                const uint8_t *xb = act + t * as + (size_t)b * 32;
+                memcpy(&xl, xb + g * 4, 4);
+                memcpy(&xh, xb + 16 + g * 4, 4);
+                isum[t] = _mm512_dpbusd_epi32(isum[t], lo, _mm512_set1_epi32(xl));
+                isum[t] = _mm512_dpbusd_epi32(isum[t], hi, _mm512_set1_epi32(xh));
+            }
+        }
+        CQ_UNROLL for (int t = 0; t < T; t++) {
+            const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(cq_q8row_scales(act + t * as, nb)[b]));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), s, acc[t]);
+        }
+    }
+    CQ_UNROLL for (int t = 0; t < T; t++) _mm512_storeu_ps(out + t * ldo, acc[t]);
+}
+
+/// out[t * ldo + i] = row i of the packed 16-row group · activation row t, for t < T (1...8). Writes all 16
+/// outputs per token (padding rows of the last group included).
+CQ_VNNI static inline void cq_group_vnni(int is_q8, int nb, const uint8_t *group, const uint8_t *act, size_t as,
+                                         float *out, size_t ldo, int T) {
+#define CQ_GROUP_CASE(n) case n: if (is_q8) cq_group_q8_0_vnni_t(nb, group, act, as, out, ldo, n); \
+                                 else cq_group_q4_0_vnni_t(nb, group, act, as, out, ldo, n); break;
+    switch (T) {
+    CQ_GROUP_CASE(1) CQ_GROUP_CASE(2) CQ_GROUP_CASE(3) CQ_GROUP_CASE(4)
+    CQ_GROUP_CASE(5) CQ_GROUP_CASE(6) CQ_GROUP_CASE(7) CQ_GROUP_CASE(8)
+    default: break;
+    }
+#undef CQ_GROUP_CASE
+}
+
 #endif /* AVX2 */
 
 #endif /* CQWEN_H */
