@@ -40,7 +40,8 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// Scratch bytes `linear` needs for `tokens` input rows.
     public func scratchBytes(tokens: Int) -> Int {
-        max(tokens * kernels.activation.rowBytes(columns: columns), TiledMatmul.scratchBytes(columns: columns, tokens: tokens))
+        max(tokens * kernels.activation.rowBytes(columns: columns), TiledMatmul.scratchBytes(columns: columns, tokens: tokens),
+            packed?.scratchBytes(tokens: tokens) ?? 0)
     }
 
     /// Copies row `r` as floats into `dst` (embedding lookup).
@@ -59,10 +60,7 @@ public func linear(_ w: WeightMatrix, input x: UnsafePointer<Float>, tokens: Int
     let scratch = scratchBuffer.baseAddress
     #if arch(x86_64)
     if let packed = w.packed, path == .simd, let scratch {
-        let n = w.columns, stride = TiledMatmul.scratchBytes(columns: n, tokens: 1)
-        let act = scratch.assumingMemoryBound(to: UInt8.self)
-        for t in 0 ..< tokens { cq_prepare_q8row_avx2(x + t * n, act + t * stride, Int32(n)) }
-        packed.multiply(act: act, actStride: stride, tokens: tokens, output: y, bias: bias, pool: pool)
+        packed.multiply(input: x, tokens: tokens, output: y, bias: bias, scratch: scratch, pool: pool)
         return
     }
     if TiledMatmul.supports(w, tokens: tokens, path: path), let scratch {

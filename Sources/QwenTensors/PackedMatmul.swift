@@ -6,14 +6,18 @@ import Glibc
 import Musl
 #endif
 
-/// A Q8_0 or Q4_0 weight matrix repacked for the AVX-512 VNNI group kernels (see cqwen.h): rows in groups
-/// of 16, per block 16 F16 scales then quants interleaved by 4-byte k-groups. Same size as the original.
+/// A weight matrix repacked for the AVX-512 VNNI group kernels (see cqwen.h): rows in groups of 16, and
+/// per block the 16 rows' scales, then their quants interleaved by 4-byte k-groups so one vector load
+/// feeds one k-group of 16 rows. Q8_0 and Q4_0 multiply prepared "q8 rows", Q4_K and Q6_K Q8_K rows.
+/// The packed form has the same size as the original.
 public final class PackedWeights: @unchecked Sendable {
     public let type: TensorType
     public let rows: Int
-    public let blocks: Int
+    public let columns: Int
     public let groups: Int
-    public let blockBytes: Int
+    /// Blocks (32 or 256 elements) per row, and bytes of one packed 16-row block.
+    let blocks: Int
+    let blockBytes: Int
     let storage: AlignedBuffer<UInt8>
 
     var groupBytes: Int { blocks * blockBytes }
@@ -27,78 +31,99 @@ public final class PackedWeights: @unchecked Sendable {
         #endif
     }()
 
-    public static func canPack(_ type: TensorType) -> Bool { type == .q8_0 || type == .q4_0 }
+    public static func canPack(_ type: TensorType) -> Bool { [.q8_0, .q4_0, .q4_K, .q6_K].contains(type) }
+
+    var usesQ8K: Bool { type == .q4_K || type == .q6_K }
 
     /// Repacks `rows` rows of `columns` elements stored at `data` (llama.cpp blocks, `rowBytes` apart).
     public init(type: TensorType, rows: Int, columns: Int, data: UnsafeRawPointer, rowBytes: Int) throws {
         precondition(Self.canPack(type))
         self.type = type
         self.rows = rows
-        blocks = columns / 32
+        self.columns = columns
+        blocks = columns / type.blockSize
         groups = (rows + 15) / 16
-        blockBytes = type == .q8_0 ? Int(CQ_PACKED_Q8_0_BLOCK) : Int(CQ_PACKED_Q4_0_BLOCK)
+        switch type {
+        case .q8_0: blockBytes = Int(CQ_PACKED_Q8_0_BLOCK)
+        case .q4_0: blockBytes = Int(CQ_PACKED_Q4_0_BLOCK)
+        case .q4_K: blockBytes = Int(CQ_PACKED_Q4_K_BLOCK)
+        default: blockBytes = Int(CQ_PACKED_Q6_K_BLOCK)
+        }
         storage = try AlignedBuffer(count: groups * blocks * blockBytes, what: "packed weights")
-        let sourceBlock = type.blockBytes, quantBytes = sourceBlock - 2
-        let dst = storage.raw
+        let src = data.assumingMemoryBound(to: UInt8.self), dst = storage.raw.assumingMemoryBound(to: UInt8.self)
+        let n = Int32(blocks), r = Int32(rows)
         for g in 0 ..< groups {
-            for b in 0 ..< blocks {
-                let out = dst + (g * blocks + b) * blockBytes
-                for i in 0 ..< 16 {
-                    let r = g * 16 + i
-                    guard r < rows else {
-                        // padding rows: zero scale (and, for Q8_0, biased-zero quants)
-                        if type == .q8_0 {
-                            for kg in 0 ..< 8 { (out + 32 + kg * 64 + i * 4).storeBytes(of: 0x8080_8080 as UInt32, as: UInt32.self) }
-                        }
-                        continue
-                    }
-                    let src = data + r * rowBytes + b * sourceBlock
-                    out.storeBytes(of: src.loadUnaligned(as: UInt16.self), toByteOffset: i * 2, as: UInt16.self)
-                    for kg in 0 ..< quantBytes / 4 {
-                        var v = src.loadUnaligned(fromByteOffset: 2 + kg * 4, as: UInt32.self)
-                        if type == .q8_0 { v ^= 0x8080_8080 }
-                        (out + 32 + kg * 64 + i * 4).storeBytes(of: v, as: UInt32.self)
-                    }
-                }
+            let out = dst + g * groupBytes
+            switch type {
+            case .q8_0: cq_pack_group(1, src, rowBytes, r, Int32(g), n, out)
+            case .q4_0: cq_pack_group(0, src, rowBytes, r, Int32(g), n, out)
+            case .q4_K: cq_pack_group_q4_K(src, rowBytes, r, Int32(g), n, out)
+            default: cq_pack_group_q6_K(src, rowBytes, r, Int32(g), n, out)
             }
         }
     }
 
+    /// Bytes of one prepared activation row.
+    var activationRowBytes: Int { usesQ8K ? blocks * Int(CQ_Q8_K_BYTES) : TiledMatmul.scratchBytes(columns: columns, tokens: 1) }
+
+    /// Scratch bytes `multiply` needs for `tokens` rows.
+    public func scratchBytes(tokens: Int) -> Int { tokens * activationRowBytes }
+
     #if arch(x86_64)
-    /// y[t][r] = row r · x[t] for every row, using prepared q8 rows (`act`, `actStride` bytes apart).
-    func multiply(act: UnsafePointer<UInt8>, actStride: Int, tokens: Int, output y: UnsafeMutablePointer<Float>,
-                  bias: UnsafePointer<Float>?, pool: ThreadPool?) {
+    /// y[t][r] = row r · x[t] (+ bias[r]) for every row and token.
+    func multiply(input x: UnsafePointer<Float>, tokens: Int, output y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
+                  scratch: UnsafeMutableRawPointer, pool: ThreadPool?) {
+        let act = scratch.assumingMemoryBound(to: UInt8.self), actStride = activationRowBytes
+        for t in 0 ..< tokens {
+            if usesQ8K {
+                cq_quantize_row_q8_K_avx2(x + t * columns, act + t * actStride, Int32(columns))
+            } else {
+                cq_prepare_q8row_avx2(x + t * columns, act + t * actStride, Int32(columns))
+            }
+        }
         let threads = pool?.threadCount ?? 1
-        let work = rows * blocks * 32 * tokens
+        let work = rows * columns * tokens
         let tasksWanted = work < 1 << 16 ? 1 : threads * 4
         let groupsPerTask = max(1, (groups + tasksWanted - 1) / tasksWanted)
         let taskCount = (groups + groupsPerTask - 1) / groupsPerTask
         let base = UnsafeRawPointer(storage.raw).assumingMemoryBound(to: UInt8.self)
-        let isQ8: Int32 = type == .q8_0 ? 1 : 0
+        let kind: Int32
+        switch type {
+        case .q8_0: kind = 0
+        case .q4_0: kind = 1
+        case .q4_K: kind = 2
+        default: kind = 3
+        }
         let nb = Int32(blocks), groupBytes = self.groupBytes, rows = self.rows
         let chunkGroups = max(1, (256 << 10) / groupBytes)
+        let tile = Int(cq_group_max_tokens(kind))
+
+        @inline(__always) func kernel(_ group: UnsafePointer<UInt8>, _ a: UnsafePointer<UInt8>, _ out: UnsafeMutablePointer<Float>,
+                                      _ ldo: Int, _ tn: Int) {
+            cq_group_kernel(kind, Int32(tn))(nb, group, a, actStride, out, ldo)
+        }
 
         func task(_ index: Int, _: Int) {
             let g0 = index * groupsPerTask, g1 = min(groups, g0 + groupsPerTask)
             withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * 16) { tail in
                 // chunks of groups that stay in L2 while every token tile passes over them
-              for c0 in stride(from: g0, to: g1, by: chunkGroups) {
-                for t0 in stride(from: 0, to: tokens, by: 8) {
-                    let tn = min(8, tokens - t0)
-                    let a = act + t0 * actStride
-                    for g in c0 ..< min(g1, c0 + chunkGroups) {
-                        let r0 = g * 16
-                        if r0 + 16 <= rows {
-                            cq_group_vnni(isQ8, nb, base + g * groupBytes, a, actStride, y + t0 * rows + r0, rows, Int32(tn))
-                        } else {
-                            cq_group_vnni(isQ8, nb, base + g * groupBytes, a, actStride, tail.baseAddress!, 16, Int32(tn))
-                            for t in 0 ..< tn {
-                                for i in 0 ..< rows - r0 { y[(t0 + t) * rows + r0 + i] = tail[t * 16 + i] }
+                for c0 in stride(from: g0, to: g1, by: chunkGroups) {
+                    for t0 in stride(from: 0, to: tokens, by: tile) {
+                        let tn = min(tile, tokens - t0)
+                        let a = UnsafePointer(act + t0 * actStride)
+                        for g in c0 ..< min(g1, c0 + chunkGroups) {
+                            let r0 = g * 16
+                            if r0 + 16 <= rows {
+                                kernel(base + g * groupBytes, a, y + t0 * rows + r0, rows, tn)
+                            } else {
+                                kernel(base + g * groupBytes, a, tail.baseAddress!, 16, tn)
+                                for t in 0 ..< tn {
+                                    for i in 0 ..< rows - r0 { y[(t0 + t) * rows + r0 + i] = tail[t * 16 + i] }
+                                }
                             }
                         }
                     }
                 }
-              }
             }
             if let bias {
                 let r0 = g0 * 16, r1 = min(rows, g1 * 16)

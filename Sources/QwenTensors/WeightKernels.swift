@@ -6,6 +6,9 @@ public enum ActivationFormat: Sendable {
     case f32
     /// 32-element blocks: F16 scale + 32 × int8 (34 bytes), llama.cpp's `block_q8_0`.
     case q8_0
+    /// 32-element blocks: F16 scale, F16 scale × Σ quants, 32 × int8 (36 bytes), llama.cpp's `block_q8_1` (for the
+    /// weight types with a min, Q4_1 and Q5_1, whose dots take the min term from the stored sum).
+    case q8_1
     /// 256-element blocks: F32 scale + 256 × int8 + 16 × int16 sums of 16 (292 bytes), llama.cpp's `block_q8_K`.
     case q8_K
 
@@ -14,13 +17,14 @@ public enum ActivationFormat: Sendable {
         switch self {
         case .f32: return 0
         case .q8_0: return columns / 32 * 34
+        case .q8_1: return columns / 32 * 36
         case .q8_K: return columns / 256 * 292
         }
     }
 
     /// Bytes that hold one row of `columns` activations in any format (for sizing scratch memory).
     public static func largestRowBytes(columns: Int) -> Int {
-        max(ActivationFormat.q8_0.rowBytes(columns: columns + 31), ActivationFormat.q8_K.rowBytes(columns: columns + 255),
+        max(ActivationFormat.q8_1.rowBytes(columns: columns + 31), ActivationFormat.q8_K.rowBytes(columns: columns + 255),
             TiledMatmul.scratchBytes(columns: columns + 31, tokens: 1))
     }
 
@@ -30,6 +34,7 @@ public enum ActivationFormat: Sendable {
         switch self {
         case .f32: break
         case .q8_0: RowKernels.quantizeQ8_0(x, dst, columns, path: path)
+        case .q8_1: QuantDots.quantizeQ8_1(x, dst, columns, path: path)  // Quants/QuantDots.swift
         case .q8_K: RowKernels.quantizeQ8_K(x, dst, columns, path: path)
         }
     }

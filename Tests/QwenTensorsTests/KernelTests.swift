@@ -179,6 +179,49 @@ func quantizeQ4(_ x: [Float]) -> [UInt8] {
     }
 }
 
+extension KernelTests {
+    /// Random K-quant blocks with sane F16 super-block scales: the packed VNNI kernels against the portable dots.
+    @Test(arguments: [TensorType.q4_K, .q6_K], [1, 5, 11])
+    func packedKQuantsMatchPortable(type: TensorType, tokens: Int) throws {
+        let rows = 45, cols = 512
+        var rng = TestRandom(UInt64(tokens) &* 77 &+ UInt64(type.rawValue))
+        let rowBytes = type.byteCount(elements: cols)!
+        var stored = (0 ..< rows * rowBytes).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        for r in 0 ..< rows {
+            for b in 0 ..< cols / 256 {
+                let o = r * rowBytes + b * type.blockBytes
+                let d = floatToF16(0.001 + abs(rng.float()) * 0.01), m = floatToF16(abs(rng.float()) * 0.01)
+                if type == .q4_K {
+                    stored[o] = UInt8(d & 0xFF); stored[o + 1] = UInt8(d >> 8)
+                    stored[o + 2] = UInt8(m & 0xFF); stored[o + 3] = UInt8(m >> 8)
+                } else {
+                    stored[o + 208] = UInt8(d & 0xFF); stored[o + 209] = UInt8(d >> 8)
+                }
+            }
+        }
+        let x = rng.floats(tokens * cols, scale: 2)
+        var outputs: [[Float]] = []
+        for pack in [false, true] {
+            let pool = ThreadPool(threads: 2)
+            var y = [Float](repeating: .nan, count: tokens * rows)
+            try stored.withUnsafeBytes { s in
+                let m = try WeightMatrix(TensorData(name: "w", type: type, shape: [rows, cols], data: s.baseAddress!, byteCount: s.count), pack: pack)
+                #expect((m.packed != nil) == (pack && PackedWeights.isAvailable))
+                let scratch = try AlignedBuffer<UInt8>(count: m.scratchBytes(tokens: tokens))
+                x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                    linear(m, input: xp.baseAddress!, tokens: tokens, output: yp.baseAddress!, scratch: scratch.rawBuffer,
+                           pool: pool, path: pack ? .simd : .portable)
+                } }
+            }
+            outputs.append(y)
+        }
+        for i in 0 ..< tokens * rows {
+            let a = outputs[0][i], b = outputs[1][i]
+            #expect(abs(a - b) <= 1e-4 * max(1, abs(a)), "\(type.name) tokens \(tokens) [\(i)]: portable \(a) packed \(b)")
+        }
+    }
+}
+
 @Suite struct ThreadPoolTests {
     @Test(arguments: [2, 3, 5])
     func runsEveryTaskExactlyOnce(threads: Int) {

@@ -56,6 +56,9 @@ func activationValues(_ bytes: [UInt8], _ format: ActivationFormat, _ n: Int) ->
             case .q8_0:
                 let b = i / 32
                 return f16ToFloat(p.loadUnaligned(fromByteOffset: b * 34, as: UInt16.self)) * Float(p.load(fromByteOffset: b * 34 + 2 + i % 32, as: Int8.self))
+            case .q8_1:
+                let b = i / 32
+                return f16ToFloat(p.loadUnaligned(fromByteOffset: b * 36, as: UInt16.self)) * Float(p.load(fromByteOffset: b * 36 + 4 + i % 32, as: Int8.self))
             case .q8_K:
                 let b = i / 256
                 return p.loadUnaligned(fromByteOffset: b * 292, as: Float.self) * Float(p.load(fromByteOffset: b * 292 + 4 + i % 256, as: Int8.self))
@@ -66,6 +69,46 @@ func activationValues(_ bytes: [UInt8], _ format: ActivationFormat, _ n: Int) ->
     }
 }
 
+/// The exact (double) value a row kernel should give for weight row `w` and prepared activations `xq`, and Σ|terms|
+/// (for tolerances): Σ dequantized weight · dequantized activation, except that Q8_1 activations carry their block sum
+/// as an F16 s = d·Σq and the min term of Q4_1/Q5_1 is m·s, as llama.cpp computes it.
+func exactDot(_ type: TensorType, _ w: [UInt8], _ xq: [UInt8], _ n: Int) throws -> (value: Double, magnitude: Double) {
+    let format = WeightKernels.lookup(type, path: .portable)!.activation
+    let xf = activationValues(xq, format, n)
+    var value = 0.0, magnitude = 0.0
+    if format != .q8_1 {
+        let wf = try dequantized(type, w, n)
+        for i in 0 ..< n {
+            let p = Double(wf[i]) * Double(xf[i])
+            value += p
+            magnitude += abs(p)
+        }
+        return (value, magnitude)
+    }
+    // the quants: the same blocks with d = 1, m = 0 dequantize to them
+    let bb = type.blockBytes
+    var unit = w
+    for b in 0 ..< n / 32 { unit[b * bb] = 0x00; unit[b * bb + 1] = 0x3C; unit[b * bb + 2] = 0; unit[b * bb + 3] = 0 }
+    let q = try dequantized(type, unit, n)
+    xq.withUnsafeBytes { xp in
+        w.withUnsafeBytes { wp in
+            for b in 0 ..< n / 32 {
+                let d = Double(f16ToFloat(wp.loadUnaligned(fromByteOffset: b * bb, as: UInt16.self)))
+                let m = Double(f16ToFloat(wp.loadUnaligned(fromByteOffset: b * bb + 2, as: UInt16.self)))
+                let s = Double(f16ToFloat(xp.loadUnaligned(fromByteOffset: b * 36 + 2, as: UInt16.self)))
+                for j in 0 ..< 32 {
+                    let p = d * Double(q[b * 32 + j]) * Double(xf[b * 32 + j])
+                    value += p
+                    magnitude += abs(p)
+                }
+                value += m * s
+                magnitude += abs(m * s)
+            }
+        }
+    }
+    return (value, magnitude)
+}
+
 func rowDot(_ type: TensorType, _ w: [UInt8], _ xq: [UInt8], _ n: Int, path: KernelPath) -> Float {
     let k = WeightKernels.lookup(type, path: path)!
     return w.withUnsafeBytes { wp in xq.withUnsafeBytes { k.dot(wp.baseAddress!, $0.baseAddress!, n) } }
@@ -74,7 +117,7 @@ func rowDot(_ type: TensorType, _ w: [UInt8], _ xq: [UInt8], _ n: Int, path: Ker
 @Suite struct QuantTests {
     @Test func everyTypeHasKernelsOnBothPaths() {
         for type in quantTypes {
-            let expected: ActivationFormat = type.blockSize == 32 ? .q8_0 : .q8_K
+            let expected: ActivationFormat = type == .q4_1 || type == .q5_1 ? .q8_1 : type.blockSize == 32 ? .q8_0 : .q8_K
             #expect(WeightKernels.lookup(type, path: .portable)?.activation == expected, "\(type.name)")
             #expect(WeightKernels.lookup(type, path: .simd)?.activation == expected, "\(type.name)")
             #expect(type.blockSize == (type.blockSize == 32 ? 32 : 256))
@@ -85,25 +128,64 @@ func rowDot(_ type: TensorType, _ w: [UInt8], _ xq: [UInt8], _ n: Int, path: Ker
     /// exact dot of the dequantized weights with the dequantized activations.
     @Test(arguments: quantTypes)
     func simdDotMatchesPortableAndDequantizedDot(type: TensorType) throws {
-        for (n, seed) in [(256, 1), (512, 2), (1024, 3), (4864, 4), (8960, 5)] where n % type.blockSize == 0 {
+        // odd block counts too (the 32-element kernels alternate two accumulators)
+        for (n, seed) in [(32, 6), (96, 7), (288, 8), (256, 1), (768, 9), (512, 2), (1024, 3), (4864, 4), (8960, 5)]
+        where n % type.blockSize == 0 {
             var rng = TestRandom(UInt64(seed) &* 7919 &+ UInt64(type.rawValue))
             let w = randomBlocks(type, n / type.blockSize, rng: &rng)
             var x = rng.floats(n, scale: 2)
             if n >= 512 { for j in 256 ..< 512 { x[j] = 0 } }  // an all-zero activation block
+            if n >= 96 { for j in 64 ..< 96 { x[j] = j % 3 == 0 ? -2 : 2 } }  // quants at ±127
             let format = WeightKernels.lookup(type, path: .portable)!.activation
             let xqPortable = prepared(x, format, path: .portable), xq = prepared(x, format, path: .simd)
             #expect(xq == xqPortable, "\(type.name): activation quantization differs between paths")
             let p = rowDot(type, w, xq, n, path: .portable), s = rowDot(type, w, xq, n, path: .simd)
-            let wf = try dequantized(type, w, n), xf = activationValues(xq, format, n)
-            var exact = 0.0, magnitude = 0.0
-            for i in 0 ..< n {
-                exact += Double(wf[i]) * Double(xf[i])
-                magnitude += abs(Double(wf[i]) * Double(xf[i]))
-            }
+            let (exact, magnitude) = try exactDot(type, w, xq, n)
             let tolerance = 2e-6 * magnitude + 1e-30
             #expect(abs(Double(p) - exact) <= tolerance, "\(type.name) n=\(n): portable \(p) vs exact \(exact)")
             #expect(abs(Double(s) - exact) <= tolerance, "\(type.name) n=\(n): simd \(s) vs exact \(exact)")
             #expect(abs(s - p) <= Float(tolerance), "\(type.name) n=\(n): simd \(s) vs portable \(p)")
+        }
+    }
+
+    /// Extreme blocks, where integer overflow or byte saturation would show: every quant and sub-scale at its
+    /// largest or smallest value (fills 0xFF, 0x00, 0x55, 0xAA, and random bytes), small and the largest finite F16
+    /// scales of both signs, against activations whose quants are all ±127 (and mixed). The SIMD dot equals the
+    /// portable one and both equal the exact dot of the dequantized operands.
+    @Test(arguments: quantTypes)
+    func extremeBlocksGiveTheSameDotOnBothPaths(type: TensorType) throws {
+        let n = 1024, blocks = n / type.blockSize
+        var rng = TestRandom(31337 &+ UInt64(type.rawValue))
+        let format = WeightKernels.lookup(type, path: .portable)!.activation
+        let activations: [[Float]] = [
+            [Float](repeating: 1, count: n),                                   // all quants -127 (Q8_K) / +127 (Q8_0)
+            (0 ..< n).map { $0 % 2 == 0 ? 3 : -3 },                           // alternating ±127
+            (0 ..< n).map { $0 % 7 == 0 ? -5 : 5 },
+            rng.floats(n, scale: 100),
+        ]
+        let scalePairs: [(UInt16, UInt16)] = [(0x3C00, 0xBC00), (0xBC00, 0x3C00), (0x7BFF, 0xFBFF), (0xFBFF, 0x7BFF), (0x0001, 0x8400),
+                                              (0x0000, 0x3C00)]
+        for fill in [UInt8(0xFF), 0x00, 0x55, 0xAA, nil] {
+            for (d, m) in scalePairs {
+                var w = fill.map { [UInt8](repeating: $0, count: blocks * type.blockBytes) } ?? randomBlocks(type, blocks, rng: &rng)
+                for b in 0 ..< blocks {
+                    for (k, o) in f16ScaleOffsets(type).enumerated() {
+                        let v = k == 0 ? d : m
+                        w[b * type.blockBytes + o] = UInt8(v & 0xFF)
+                        w[b * type.blockBytes + o + 1] = UInt8(v >> 8)
+                    }
+                }
+                for x in activations {
+                    let xq = prepared(x, format, path: .simd)
+                    #expect(xq == prepared(x, format, path: .portable))
+                    let (exact, magnitude) = try exactDot(type, w, xq, n)
+                    let p = rowDot(type, w, xq, n, path: .portable), s = rowDot(type, w, xq, n, path: .simd)
+                    let tolerance = 2e-6 * magnitude + 1e-30
+                    let what = "\(type.name) fill \(fill.map { String($0, radix: 16) } ?? "random") d 0x\(String(d, radix: 16)) m 0x\(String(m, radix: 16))"
+                    #expect(abs(Double(p) - exact) <= tolerance, "\(what): portable \(p) vs exact \(exact)")
+                    #expect(abs(Double(s) - exact) <= tolerance, "\(what): simd \(s) vs exact \(exact)")
+                }
+            }
         }
     }
 
@@ -118,13 +200,24 @@ func rowDot(_ type: TensorType, _ w: [UInt8], _ xq: [UInt8], _ n: Int, path: Ker
         let xq = prepared(x, format, path: .best)
         let wf = try dequantized(type, w, n)
         var exact = 0.0, bound = 0.0
-        let block = format == .q8_0 ? 32 : 256
+        let block = format == .q8_K ? 256 : 32
         for b in 0 ..< n / block {
             let amax = x[b * block ..< (b + 1) * block].map(abs).max()!
             for i in b * block ..< (b + 1) * block {
                 exact += Double(wf[i]) * Double(x[i])
                 bound += Double(abs(wf[i])) * Double(amax) / 127 * 0.5
             }
+        }
+        if format == .q8_1 {
+            // plus the F16 rounding of each block's s in the min term (half an ulp of |m · s|)
+            let bb = type.blockBytes
+            w.withUnsafeBytes { wp in xq.withUnsafeBytes { xp in
+                for b in 0 ..< n / 32 {
+                    let m = f16ToFloat(wp.loadUnaligned(fromByteOffset: b * bb + 2, as: UInt16.self))
+                    let s = f16ToFloat(xp.loadUnaligned(fromByteOffset: b * 36 + 2, as: UInt16.self))
+                    bound += Double(abs(m * s)) * 0x1p-11
+                }
+            } }
         }
         let got = rowDot(type, w, xq, n, path: .best)
         #expect(abs(Double(got) - exact) <= bound * 1.01 + 1e-6, "\(type.name): \(got) vs \(exact), bound \(bound)")
@@ -184,13 +277,13 @@ func rowDot(_ type: TensorType, _ w: [UInt8], _ xq: [UInt8], _ n: Int, path: Ker
             x[1] = .nan; x[40] = .infinity; x[300] = -.infinity; x[301] = .greatestFiniteMagnitude
             let format = WeightKernels.lookup(type)!.activation
             // (RowKernels.quantizeQ8_0Portable, shared code, still traps on NaN: Q8_0 activations go through .simd)
-            for path in format == .q8_K ? [KernelPath.portable, .simd] : [.simd] {
+            for path in format != .q8_0 ? [KernelPath.portable, .simd] : [.simd] {
                 let xq = prepared(x, format, path: path)
                 _ = rowDot(type, w, xq, n, path: .portable)
                 _ = rowDot(type, w, xq, n, path: .simd)
             }
-            if format == .q8_K {
-                #expect(prepared(x, format, path: .simd) == prepared(x, format, path: .portable), "Q8_K quantization of NaN/Inf differs between paths")
+            if format != .q8_0 {
+                #expect(prepared(x, format, path: .simd) == prepared(x, format, path: .portable), "\(format) quantization of NaN/Inf differs between paths")
             }
         }
         // all-0xFF and all-0x00 blocks (extreme quants, -0/NaN scale patterns)
@@ -218,11 +311,9 @@ func rowDot(_ type: TensorType, _ w: [UInt8], _ xq: [UInt8], _ n: Int, path: Ker
         let format = matrix.kernels.activation
         var reference = [Float](repeating: 0, count: tokens * rows)
         for t in 0 ..< tokens {
-            let xv = activationValues(prepared(Array(x[t * cols ..< (t + 1) * cols]), format, path: .portable), format, cols)
+            let xq = prepared(Array(x[t * cols ..< (t + 1) * cols]), format, path: .portable)
             for r in 0 ..< rows {
-                let wf = try dequantized(type, Array(stored[r * rowBytes ..< (r + 1) * rowBytes]), cols)
-                var s = 0.0
-                for k in 0 ..< cols { s += Double(wf[k]) * Double(xv[k]) }
+                let s = try exactDot(type, Array(stored[r * rowBytes ..< (r + 1) * rowBytes]), xq, cols).value
                 reference[t * rows + r] = Float(s) + bias[r]
             }
         }

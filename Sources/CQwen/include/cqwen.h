@@ -439,18 +439,212 @@ CQ_VNNI static inline __attribute__((always_inline)) void cq_group_q4_0_vnni_t(
     CQ_UNROLL for (int t = 0; t < T; t++) _mm512_storeu_ps(out + t * ldo, acc[t]);
 }
 
-/// out[t * ldo + i] = row i of the packed 16-row group · activation row t, for t < T (1...8). Writes all 16
-/// outputs per token (padding rows of the last group included).
-CQ_VNNI static inline void cq_group_vnni(int is_q8, int nb, const uint8_t *group, const uint8_t *act, size_t as,
-                                         float *out, size_t ldo, int T) {
-#define CQ_GROUP_CASE(n) case n: if (is_q8) cq_group_q8_0_vnni_t(nb, group, act, as, out, ldo, n); \
-                                 else cq_group_q4_0_vnni_t(nb, group, act, as, out, ldo, n); break;
-    switch (T) {
-    CQ_GROUP_CASE(1) CQ_GROUP_CASE(2) CQ_GROUP_CASE(3) CQ_GROUP_CASE(4)
-    CQ_GROUP_CASE(5) CQ_GROUP_CASE(6) CQ_GROUP_CASE(7) CQ_GROUP_CASE(8)
-    default: break;
+/// Repacks rows [16g, 16g+16) of a Q8_0 (is_q8) or Q4_0 matrix into packed group g (rows past `rows` are
+/// padding: zero scale). Plain C: it runs once per weight at load.
+static inline void cq_pack_group(int is_q8, const uint8_t *src, size_t row_bytes, int rows, int g, int nb, uint8_t *dst) {
+    const int src_block = is_q8 ? CQ_Q8_0_BYTES : CQ_Q4_0_BYTES;
+    const int packed_block = is_q8 ? CQ_PACKED_Q8_0_BLOCK : CQ_PACKED_Q4_0_BLOCK;
+    const int kgroups = is_q8 ? 8 : 4;
+    const uint32_t flip = is_q8 ? 0x80808080u : 0;
+    const int live = rows - g * 16 < 16 ? rows - g * 16 : 16;
+    // block by block, so each output block (one scale line, 4 or 8 quant lines) is written whole
+    for (int b = 0; b < nb; b++) {
+        uint8_t *out = dst + (size_t)b * packed_block;
+        for (int i = 0; i < 16; i++) {
+            if (i >= live) {
+                memset(out + i * 2, 0, 2);
+                for (int kg = 0; kg < kgroups; kg++) memcpy(out + 32 + kg * 64 + i * 4, &flip, 4);
+                continue;
+            }
+            const uint8_t *blk = src + (size_t)(g * 16 + i) * row_bytes + (size_t)b * src_block;
+            memcpy(out + i * 2, blk, 2);
+            for (int kg = 0; kg < kgroups; kg++) {
+                uint32_t v;
+                memcpy(&v, blk + 2 + kg * 4, 4);
+                v ^= flip;
+                memcpy(out + 32 + kg * 64 + i * 4, &v, 4);
+            }
+        }
     }
-#undef CQ_GROUP_CASE
+}
+
+// ---- Packed K-quants (Q4_K, Q6_K) with Q8_K activations ----
+// Q8_K activation block: f32 scale, 256 int8 quants, 16 int16 sums of 16 (292 bytes).
+#define CQ_Q8_K_BYTES 292
+#define CQ_PACKED_Q4_K_BLOCK 2368 /* d[16], dmin[16] (f16), scales[8][16], mins[8][16] (u8), quants [4 pairs][8 k][16 rows][4] */
+#define CQ_PACKED_Q6_K_BLOCK 3360 /* d[16] (f16), scales[16][16] (i8), then per half h and k-group k: ql[l], ql[l+32], qh[l] lines of [16 rows][4] */
+#define CQ_Q4_K_BYTES 144
+#define CQ_Q6_K_BYTES 210
+
+static inline void cq_q4k_scale_min(const uint8_t *q, int j, uint8_t *d, uint8_t *m) {
+    if (j < 4) { *d = q[j] & 63; *m = q[j + 4] & 63; }
+    else { *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4); *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4); }
+}
+
+/// Repacks rows [16g, 16g+16) of a Q4_K matrix (nsb super-blocks per row) into packed group g.
+static inline void cq_pack_group_q4_K(const uint8_t *src, size_t row_bytes, int rows, int g, int nsb, uint8_t *dst) {
+    const int live = rows - g * 16 < 16 ? rows - g * 16 : 16;
+    for (int sb = 0; sb < nsb; sb++) {
+        uint8_t *out = dst + (size_t)sb * CQ_PACKED_Q4_K_BLOCK;
+        memset(out, 0, CQ_PACKED_Q4_K_BLOCK);
+        for (int i = 0; i < live; i++) {
+            const uint8_t *blk = src + (size_t)(g * 16 + i) * row_bytes + (size_t)sb * CQ_Q4_K_BYTES;
+            memcpy(out + i * 2, blk, 2);
+            memcpy(out + 32 + i * 2, blk + 2, 2);
+            for (int s = 0; s < 8; s++) cq_q4k_scale_min(blk + 4, s, out + 64 + s * 16 + i, out + 192 + s * 16 + i);
+            for (int j = 0; j < 4; j++)
+                for (int k = 0; k < 8; k++) memcpy(out + 320 + ((j * 8 + k) * 16 + i) * 4, blk + 16 + j * 32 + k * 4, 4);
+        }
+    }
+}
+
+/// Repacks rows [16g, 16g+16) of a Q6_K matrix into packed group g.
+static inline void cq_pack_group_q6_K(const uint8_t *src, size_t row_bytes, int rows, int g, int nsb, uint8_t *dst) {
+    const int live = rows - g * 16 < 16 ? rows - g * 16 : 16;
+    for (int sb = 0; sb < nsb; sb++) {
+        uint8_t *out = dst + (size_t)sb * CQ_PACKED_Q6_K_BLOCK;
+        memset(out, 0, CQ_PACKED_Q6_K_BLOCK);
+        for (int i = 0; i < live; i++) {
+            const uint8_t *blk = src + (size_t)(g * 16 + i) * row_bytes + (size_t)sb * CQ_Q6_K_BYTES;
+            const uint8_t *ql = blk, *qh = blk + 128, *sc = blk + 192;
+            memcpy(out + i * 2, blk + 208, 2);
+            for (int s = 0; s < 16; s++) out[32 + s * 16 + i] = sc[s];
+            for (int h = 0; h < 2; h++)
+                for (int k = 0; k < 8; k++) {
+                    uint8_t *line = out + 288 + (h * 8 + k) * 3 * 64 + i * 4;  // read in this order by the kernel
+                    memcpy(line, ql + h * 64 + k * 4, 4);
+                    memcpy(line + 64, ql + h * 64 + 32 + k * 4, 4);
+                    memcpy(line + 128, qh + h * 32 + k * 4, 4);
+                }
+        }
+    }
+}
+
+static inline int32_t cq_bcast_x4(const uint8_t *p) { int32_t v; memcpy(&v, p, 4); return v; }
+
+CQ_VNNI static inline __attribute__((always_inline)) void cq_group_q4_K_vnni_t(
+    int nsb, const uint8_t *group, const uint8_t *act, size_t as, float *out, size_t ldo, const int T) {
+    __m512 acc[8];
+    CQ_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    const __m512i low = _mm512_set1_epi8(0x0f);
+    for (int sb = 0; sb < nsb; sb++) {
+        const uint8_t *blk = group + (size_t)sb * CQ_PACKED_Q4_K_BLOCK;
+        __m512i tot[8];
+        CQ_UNROLL for (int t = 0; t < T; t++) tot[t] = _mm512_setzero_si512();
+        for (int j = 0; j < 4; j++) {
+            CQ_UNROLL for (int half = 0; half < 2; half++) {  // low nibbles: sub-block 2j, high: 2j+1
+                __m512i isum[8];
+                CQ_UNROLL for (int t = 0; t < T; t++) isum[t] = _mm512_setzero_si512();
+                CQ_UNROLL for (int k = 0; k < 8; k++) {
+                    __m512i v = _mm512_loadu_si512((const void *)(blk + 320 + (j * 8 + k) * 64));
+                    v = half ? _mm512_and_si512(_mm512_srli_epi16(v, 4), low) : _mm512_and_si512(v, low);
+                    CQ_UNROLL for (int t = 0; t < T; t++) {
+                        const uint8_t *x = act + t * as + (size_t)sb * CQ_Q8_K_BYTES + 4 + j * 64 + half * 32 + k * 4;
+                        isum[t] = _mm512_dpbusd_epi32(isum[t], v, _mm512_set1_epi32(cq_bcast_x4(x)));
+                    }
+                }
+                const __m512i scale = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 64 + (2 * j + half) * 16)));
+                CQ_UNROLL for (int t = 0; t < T; t++) tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(isum[t], scale));
+            }
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+        const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + 32)));
+        CQ_UNROLL for (int t = 0; t < T; t++) {
+            const uint8_t *xb = act + t * as + (size_t)sb * CQ_Q8_K_BYTES;
+            float dx; memcpy(&dx, xb, 4);
+            const int16_t *bsums = (const int16_t *)(xb + 260);
+            __m512i msum = _mm512_setzero_si512();
+            CQ_UNROLL for (int s = 0; s < 8; s++) {
+                const __m512i m = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 192 + s * 16)));
+                msum = _mm512_add_epi32(msum, _mm512_mullo_epi32(m, _mm512_set1_epi32(bsums[2 * s] + bsums[2 * s + 1])));
+            }
+            const __m512 vdx = _mm512_set1_ps(dx);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot[t]), _mm512_mul_ps(d, vdx), acc[t]);
+            acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum), _mm512_mul_ps(dmin, vdx), acc[t]);
+        }
+    }
+    CQ_UNROLL for (int t = 0; t < T; t++) _mm512_storeu_ps(out + t * ldo, acc[t]);
+}
+
+CQ_VNNI static inline __attribute__((always_inline)) void cq_group_q6_K_vnni_t(
+    int nsb, const uint8_t *group, const uint8_t *act, size_t as, float *out, size_t ldo, const int T) {
+    // T <= 4: four integer sums (one per 32-element set) per token stay in registers
+    __m512 acc[4];
+    CQ_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    const __m512i low = _mm512_set1_epi8(0x0f), two = _mm512_set1_epi8(0x30);
+    for (int sb = 0; sb < nsb; sb++) {
+        const uint8_t *blk = group + (size_t)sb * CQ_PACKED_Q6_K_BLOCK;
+        __m512i tot[4];
+        CQ_UNROLL for (int t = 0; t < T; t++) tot[t] = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            CQ_UNROLL for (int kh = 0; kh < 2; kh++) {  // l in 0..15 or 16..31: one 16-element sub-block per set
+                __m512i isum[4][4];
+                CQ_UNROLL for (int t = 0; t < T; t++) {
+                    const int16_t *bsums = (const int16_t *)(act + t * as + (size_t)sb * CQ_Q8_K_BYTES + 260);
+                    CQ_UNROLL for (int set = 0; set < 4; set++) isum[t][set] = _mm512_set1_epi32(-32 * bsums[h * 8 + set * 2 + kh]);
+                }
+                CQ_UNROLL for (int k = kh * 4; k < kh * 4 + 4; k++) {
+                    const uint8_t *line = blk + 288 + (h * 8 + k) * 3 * 64;
+                    const __m512i qa = _mm512_loadu_si512((const void *)line);
+                    const __m512i qb = _mm512_loadu_si512((const void *)(line + 64));
+                    const __m512i qh = _mm512_loadu_si512((const void *)(line + 128));
+                    __m512i q[4];  // ql nibble | two bits of qh moved to bits 4-5
+                    q[0] = _mm512_or_si512(_mm512_and_si512(qa, low), _mm512_and_si512(_mm512_slli_epi16(qh, 4), two));
+                    q[1] = _mm512_or_si512(_mm512_and_si512(qb, low), _mm512_and_si512(_mm512_slli_epi16(qh, 2), two));
+                    q[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(qa, 4), low), _mm512_and_si512(qh, two));
+                    q[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(qb, 4), low), _mm512_and_si512(_mm512_srli_epi16(qh, 2), two));
+                    CQ_UNROLL for (int t = 0; t < T; t++) {
+                        const uint8_t *x = act + t * as + (size_t)sb * CQ_Q8_K_BYTES + 4 + h * 128 + k * 4;
+                        CQ_UNROLL for (int set = 0; set < 4; set++)
+                            isum[t][set] = _mm512_dpbusd_epi32(isum[t][set], q[set], _mm512_set1_epi32(cq_bcast_x4(x + set * 32)));
+                    }
+                }
+                CQ_UNROLL for (int set = 0; set < 4; set++) {
+                    const __m512i scale = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 32 + (h * 8 + set * 2 + kh) * 16)));
+                    CQ_UNROLL for (int t = 0; t < T; t++) tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(isum[t][set], scale));
+                }
+            }
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+        CQ_UNROLL for (int t = 0; t < T; t++) {
+            float dx; memcpy(&dx, act + t * as + (size_t)sb * CQ_Q8_K_BYTES, 4);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot[t]), _mm512_mul_ps(d, _mm512_set1_ps(dx)), acc[t]);
+        }
+    }
+    CQ_UNROLL for (int t = 0; t < T; t++) _mm512_storeu_ps(out + t * ldo, acc[t]);
+}
+
+// One function per (type, token count), so each instance is unrolled and register-allocated on its own.
+#define CQ_GROUP_FN(name, body, n) \
+    CQ_VNNI __attribute__((noinline)) static void name##_##n(int nb, const uint8_t *g, const uint8_t *a, size_t as, float *o, size_t ldo) { \
+        body(nb, g, a, as, o, ldo, n); }
+#define CQ_GROUP_FNS(name, body) CQ_GROUP_FN(name, body, 1) CQ_GROUP_FN(name, body, 2) CQ_GROUP_FN(name, body, 3) \
+    CQ_GROUP_FN(name, body, 4) CQ_GROUP_FN(name, body, 5) CQ_GROUP_FN(name, body, 6) CQ_GROUP_FN(name, body, 7) \
+    CQ_GROUP_FN(name, body, 8)
+CQ_GROUP_FNS(cq_gq8_0, cq_group_q8_0_vnni_t)
+CQ_GROUP_FNS(cq_gq4_0, cq_group_q4_0_vnni_t)
+CQ_GROUP_FNS(cq_gq4_K, cq_group_q4_K_vnni_t)
+CQ_GROUP_FN(cq_gq6_K, cq_group_q6_K_vnni_t, 1) CQ_GROUP_FN(cq_gq6_K, cq_group_q6_K_vnni_t, 2)
+CQ_GROUP_FN(cq_gq6_K, cq_group_q6_K_vnni_t, 3) CQ_GROUP_FN(cq_gq6_K, cq_group_q6_K_vnni_t, 4)
+#undef CQ_GROUP_FN
+#undef CQ_GROUP_FNS
+
+typedef void (*cq_group_fn)(int, const uint8_t *, const uint8_t *, size_t, float *, size_t);
+
+/// Largest token tile of each packed type's kernel.
+static inline int cq_group_max_tokens(int type) { return type == 3 ? 4 : 8; }
+
+/// The packed kernel for `type` (0 Q8_0, 1 Q4_0, 2 Q4_K, 3 Q6_K) and T tokens (1...max): out[t * ldo + i] =
+/// row i of a packed 16-row group · activation row t (q8 rows for Q8_0/Q4_0, Q8_K rows for the K types).
+/// Writes all 16 outputs per token (padding rows of the last group included).
+static inline cq_group_fn cq_group_kernel(int type, int T) {
+    static const cq_group_fn table[4][8] = {
+        {cq_gq8_0_1, cq_gq8_0_2, cq_gq8_0_3, cq_gq8_0_4, cq_gq8_0_5, cq_gq8_0_6, cq_gq8_0_7, cq_gq8_0_8},
+        {cq_gq4_0_1, cq_gq4_0_2, cq_gq4_0_3, cq_gq4_0_4, cq_gq4_0_5, cq_gq4_0_6, cq_gq4_0_7, cq_gq4_0_8},
+        {cq_gq4_K_1, cq_gq4_K_2, cq_gq4_K_3, cq_gq4_K_4, cq_gq4_K_5, cq_gq4_K_6, cq_gq4_K_7, cq_gq4_K_8},
+        {cq_gq6_K_1, cq_gq6_K_2, cq_gq6_K_3, cq_gq6_K_4, NULL, NULL, NULL, NULL},
+    };
+    return table[type][T - 1];
 }
 
 #endif /* AVX2 */

@@ -1,6 +1,6 @@
-// AVX2 row kernels for the llama.cpp block types beyond Q8_0/Q4_0: Q4_1, Q5_0, Q5_1, IQ4_NL (with Q8_0
-// activations) and Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS (with Q8_K activations), plus Q8_K activation
-// quantization. Block layouts are llama.cpp's (ggml-common.h); the portable Swift versions in
+// AVX2 row kernels for the llama.cpp block types beyond Q8_0/Q4_0: Q5_0, IQ4_NL (with Q8_0 activations),
+// Q4_1, Q5_1 (with Q8_1 activations) and Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS (with Q8_K activations), plus Q8_1 and
+// Q8_K activation quantization. Block layouts are llama.cpp's (ggml-common.h); the portable Swift versions in
 // Sources/QwenTensors/Quants are the reference these are tested against.
 //
 // Scheme: weights are unpacked to bytes, multiplied with the int8 activations by maddubs (unsigned x signed)
@@ -25,6 +25,7 @@
 #define CQ_Q6_K_BYTES 210  /* 128 bytes low nibbles, 64 bytes high 2 bits, 16 int8 scales, f16 d */
 #define CQ_IQ4_XS_BYTES 136 /* f16 d, u16 scale high bits, 4 bytes scale low nibbles, 128 bytes of nibbles */
 #define CQ_Q8_K_BYTES 292  /* f32 d, 256 int8, 16 int16 sums of 16 */
+#define CQ_Q8_1_BYTES 36   /* f16 d, f16 s = d·Σq (d before its rounding to F16), 32 int8 */
 
 static const int8_t cq_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
@@ -90,28 +91,23 @@ static inline __m256i cq_dot32_u8i8(__m256i u, __m256i s) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), cq_ones_i16());
 }
 
-/// Σ of 32 signed activation bytes, as 8 int32 lanes.
-static inline __m256i cq_sum32_i8(__m256i s) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(cq_ones_u8(), s), cq_ones_i16());
-}
-
 // ------------------------------------------------------------------------------------------------------------
-// 32-element blocks with Q8_0 activations
+// 32-element blocks with Q8_0 / Q8_1 activations
 // ------------------------------------------------------------------------------------------------------------
 
-/// Q4_1 · Q8_0: Σ (d·q + m)·dx·qx = d·dx·Σ q·qx + m·dx·Σ qx (the activation sum is taken here, exactly).
-static inline float cq_dot_q4_1_q8_0_avx2(int nblocks, const uint8_t *w, const uint8_t *x) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+/// Q4_1 · Q8_1, as llama.cpp: Σ (d·q + m)·dx·qx = d·dx·Σ q·qx + m·s, where s is the activation block's
+/// F16 d·Σqx (llama.cpp rounds it so; taking the exact sum instead moves logits by up to ~1e-4 in cosine).
+static inline float cq_dot_q4_1_q8_1_avx2(int nblocks, const uint8_t *w, const uint8_t *x) {
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
     for (int i = 0; i < nblocks; i++) {
-        const uint8_t *wb = w + (size_t)i * CQ_Q4_1_BYTES, *xb = x + (size_t)i * CQ_Q8_0_BYTES;
-        const float dx = cq_load_f16(xb);
-        const __m256i y = _mm256_loadu_si256((const __m256i *)(xb + 2));
+        const uint8_t *wb = w + (size_t)i * CQ_Q4_1_BYTES, *xb = x + (size_t)i * CQ_Q8_1_BYTES;
+        mins += cq_load_f16(wb + 2) * cq_load_f16(xb + 2);
+        const __m256i y = _mm256_loadu_si256((const __m256i *)(xb + 4));
         const __m256 p = _mm256_cvtepi32_ps(cq_dot32_u8i8(cq_nibbles32(wb + 4), y));
-        const __m256 s = _mm256_cvtepi32_ps(cq_sum32_i8(y));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(cq_load_f16(wb) * dx), p, acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(cq_load_f16(wb + 2) * dx), s, acc1);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(cq_load_f16(wb) * cq_load_f16(xb)), p, acc);
     }
-    return cq_hsum256(_mm256_add_ps(acc0, acc1));
+    return cq_hsum256(acc) + mins;
 }
 
 /// Q5_0 · Q8_0: the fifth bit completes each nibble; q - 16 is formed directly as a signed byte.
@@ -131,22 +127,20 @@ static inline float cq_dot_q5_0_q8_0_avx2(int nblocks, const uint8_t *w, const u
     return cq_hsum256(_mm256_add_ps(acc0, acc1));
 }
 
-/// Q5_1 · Q8_0: unsigned 5-bit quants, min term through the activation sum.
-static inline float cq_dot_q5_1_q8_0_avx2(int nblocks, const uint8_t *w, const uint8_t *x) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+/// Q5_1 · Q8_1: unsigned 5-bit quants, min term through the activation block's s (as Q4_1).
+static inline float cq_dot_q5_1_q8_1_avx2(int nblocks, const uint8_t *w, const uint8_t *x) {
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
     const __m256i b4 = _mm256_set1_epi8(0x10);
     for (int i = 0; i < nblocks; i++) {
-        const uint8_t *wb = w + (size_t)i * CQ_Q5_1_BYTES, *xb = x + (size_t)i * CQ_Q8_0_BYTES;
+        const uint8_t *wb = w + (size_t)i * CQ_Q5_1_BYTES, *xb = x + (size_t)i * CQ_Q8_1_BYTES;
         uint32_t qh; memcpy(&qh, wb + 4, 4);
+        mins += cq_load_f16(wb + 2) * cq_load_f16(xb + 2);
         const __m256i q = _mm256_or_si256(cq_nibbles32(wb + 8), _mm256_and_si256(cq_bits_to_bytes32(qh), b4));
-        const float dx = cq_load_f16(xb);
-        const __m256i y = _mm256_loadu_si256((const __m256i *)(xb + 2));
-        const __m256 p = _mm256_cvtepi32_ps(cq_dot32_u8i8(q, y));
-        const __m256 s = _mm256_cvtepi32_ps(cq_sum32_i8(y));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(cq_load_f16(wb) * dx), p, acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(cq_load_f16(wb + 2) * dx), s, acc1);
+        const __m256 p = _mm256_cvtepi32_ps(cq_dot32_u8i8(q, _mm256_loadu_si256((const __m256i *)(xb + 4))));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(cq_load_f16(wb) * cq_load_f16(xb)), p, acc);
     }
-    return cq_hsum256(_mm256_add_ps(acc0, acc1));
+    return cq_hsum256(acc) + mins;
 }
 
 /// The IQ4_NL table in both 128-bit lanes (for byte shuffles).
@@ -381,6 +375,46 @@ static inline float cq_dot_iq4_xs_q8_K_avx2(int nblocks, const uint8_t *w, const
         acc = _mm256_fmadd_ps(_mm256_set1_ps(cq_load_f16(wb) * cq_load_f32(xb)), _mm256_cvtepi32_ps(sumi), acc);
     }
     return cq_hsum256(acc);
+}
+
+/// Quantizes `n` floats (a multiple of 32) to Q8_1 blocks as llama.cpp's x86 quantize_row_q8_1: d = max|x| / 127
+/// (stored as F16), q = round-half-even(x · 127 / max|x|) (the same bytes as Q8_0), s = F16(d · Σq) with d before
+/// rounding. NaN elements do not take part in the maximum (a NaN quant becomes -128); the portable Swift version
+/// gives the same bytes for any input.
+static inline void cq_quantize_row_q8_1_avx2(const float *x, uint8_t *y, int n) {
+    const __m256 signBit = _mm256_set1_ps(-0.0f);
+    for (int b = 0; b < n / 32; b++, x += 32, y += CQ_Q8_1_BYTES) {
+        const __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+        __m256 m = _mm256_setzero_ps();  // max(a, m) returns m when a is NaN
+        m = _mm256_max_ps(_mm256_andnot_ps(signBit, v0), m);
+        m = _mm256_max_ps(_mm256_andnot_ps(signBit, v1), m);
+        m = _mm256_max_ps(_mm256_andnot_ps(signBit, v2), m);
+        m = _mm256_max_ps(_mm256_andnot_ps(signBit, v3), m);
+        __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        const float d = amax / 127.0f;
+        const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+#define CQ_RNE (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+        const __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, id), CQ_RNE));
+        const __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, id), CQ_RNE));
+        const __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, id), CQ_RNE));
+        const __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v3, id), CQ_RNE));
+#undef CQ_RNE
+        // the sum of the unclamped int32 values, as llama.cpp takes it (they are within ±127 for finite inputs)
+        const __m256i t = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+        __m128i t4 = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+        t4 = _mm_add_epi32(t4, _mm_shuffle_epi32(t4, _MM_SHUFFLE(1, 0, 3, 2)));
+        t4 = _mm_add_epi32(t4, _mm_shuffle_epi32(t4, _MM_SHUFFLE(2, 3, 0, 1)));
+        const int32_t sum = _mm_cvtsi128_si32(t4);
+        const uint16_t dh = (uint16_t)_cvtss_sh(d, 0), sh = (uint16_t)_cvtss_sh(d * (float)sum, 0);
+        memcpy(y, &dh, 2);
+        memcpy(y + 2, &sh, 2);
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(y + 4), p);
+    }
 }
 
 /// Quantizes `n` floats (a multiple of 256) to Q8_K blocks exactly as llama.cpp's quantize_row_q8_K_ref:

@@ -2,9 +2,9 @@ import CQwen
 import QwenFormats
 
 /// Row dot products of the types in this folder with prepared activations, as llama.cpp computes them:
-/// Q4_1, Q5_0, Q5_1, IQ4_NL with Q8_0 activation blocks (Q4_1/Q5_1 take the activation block sums for their min
-/// term here, exactly, where llama.cpp carries them as an F16 in Q8_1 blocks), and Q2_K…Q6_K, IQ4_XS with Q8_K
-/// activation blocks. Each block's (or super-block's) integer sum is exact; float scales apply once per block.
+/// Q5_0, IQ4_NL with Q8_0 activation blocks, Q4_1, Q5_1 with Q8_1 activation blocks (their min term uses the
+/// block's stored F16 s = d·Σq, as llama.cpp's does), and Q2_K…Q6_K, IQ4_XS with Q8_K activation blocks. Each
+/// block's (or super-block's) integer sum is exact; float scales apply once per block.
 /// The portable versions are plain Swift with wrapping integer arithmetic (no traps on any bytes); the `.simd`
 /// versions are the AVX2 intrinsics of `cqwen_quants.h`.
 public enum QuantDots {
@@ -13,9 +13,9 @@ public enum QuantDots {
         #if arch(x86_64)
         if path == .simd {
             switch type {
-            case .q4_1: return WeightKernels(activation: .q8_0) { w, x, n in cq_dot_q4_1_q8_0_avx2(Int32(n / 32), w.u8, x.u8) }
+            case .q4_1: return WeightKernels(activation: .q8_1) { w, x, n in cq_dot_q4_1_q8_1_avx2(Int32(n / 32), w.u8, x.u8) }
             case .q5_0: return WeightKernels(activation: .q8_0) { w, x, n in cq_dot_q5_0_q8_0_avx2(Int32(n / 32), w.u8, x.u8) }
-            case .q5_1: return WeightKernels(activation: .q8_0) { w, x, n in cq_dot_q5_1_q8_0_avx2(Int32(n / 32), w.u8, x.u8) }
+            case .q5_1: return WeightKernels(activation: .q8_1) { w, x, n in cq_dot_q5_1_q8_1_avx2(Int32(n / 32), w.u8, x.u8) }
             case .iq4_nl: return WeightKernels(activation: .q8_0) { w, x, n in cq_dot_iq4_nl_q8_0_avx2(Int32(n / 32), w.u8, x.u8) }
             case .q2_K: return WeightKernels(activation: .q8_K) { w, x, n in cq_dot_q2_K_q8_K_avx2(Int32(n / 256), w.u8, x.u8) }
             case .q3_K: return WeightKernels(activation: .q8_K) { w, x, n in cq_dot_q3_K_q8_K_avx2(Int32(n / 256), w.u8, x.u8) }
@@ -28,9 +28,9 @@ public enum QuantDots {
         }
         #endif
         switch type {
-        case .q4_1: return WeightKernels(activation: .q8_0) { w, x, n in q4_1(n / 32, w, x) }
+        case .q4_1: return WeightKernels(activation: .q8_1) { w, x, n in q4_1(n / 32, w, x) }
         case .q5_0: return WeightKernels(activation: .q8_0) { w, x, n in q5_0(n / 32, w, x) }
-        case .q5_1: return WeightKernels(activation: .q8_0) { w, x, n in q5_1(n / 32, w, x) }
+        case .q5_1: return WeightKernels(activation: .q8_1) { w, x, n in q5_1(n / 32, w, x) }
         case .iq4_nl: return WeightKernels(activation: .q8_0) { w, x, n in iq4_nl(n / 32, w, x) }
         case .q2_K: return WeightKernels(activation: .q8_K) { w, x, n in q2_K(n / 256, w, x) }
         case .q3_K: return WeightKernels(activation: .q8_K) { w, x, n in q3_K(n / 256, w, x) }
@@ -42,24 +42,61 @@ public enum QuantDots {
         }
     }
 
-    // MARK: Portable: 32-element blocks · Q8_0 (f16 d + 32 × int8)
+    // MARK: Q8_1 activations (f16 d, f16 s = d·Σq, 32 × int8)
+
+    /// Quantizes `n` floats (a multiple of 32) to Q8_1 blocks as llama.cpp's x86 quantize_row_q8_1: d = max|x| / 127
+    /// stored as F16, q = round-half-even(x · 127 / max|x|) (the bytes of Q8_0), s = F16(d · Σq) with d before its
+    /// rounding. Both paths give the same bytes for any input (NaN elements are left out of the maximum and become
+    /// -128, as the SIMD conversion makes them); never a trap.
+    @inline(__always)
+    public static func quantizeQ8_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, _ n: Int, path: KernelPath) {
+        #if arch(x86_64)
+        if path == .simd {
+            cq_quantize_row_q8_1_avx2(x, y.assumingMemoryBound(to: UInt8.self), Int32(n))
+            return
+        }
+        #endif
+        quantizeQ8_1Portable(x, y, n)
+    }
+
+    public static func quantizeQ8_1Portable(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, _ n: Int) {
+        for b in 0 ..< n / 32 {
+            let xb = x + b * 32, yb = y + b * 36
+            var amax: Float = 0
+            for j in 0 ..< 32 where abs(xb[j]) > amax { amax = abs(xb[j]) }
+            let d = amax / 127
+            let id: Float = amax != 0 ? 127 / amax : 0
+            var sum: Int32 = 0
+            for j in 0 ..< 32 {
+                let r = (xb[j] * id).rounded(.toNearestOrEven)
+                // what cvtps2dq does: NaN and out-of-range values become Int32.min (then saturate to -128)
+                let v: Int32 = r >= -2147483648 && r < 2147483648 ? Int32(r) : .min
+                sum &+= v
+                yb.storeBytes(of: Int8(clamping: v), toByteOffset: 4 + j, as: Int8.self)
+            }
+            yb.storeBytes(of: floatToF16(d), as: UInt16.self)
+            yb.storeBytes(of: floatToF16(d * Float(sum)), toByteOffset: 2, as: UInt16.self)
+        }
+    }
+
+    // MARK: Portable: 32-element blocks · Q8_0 (f16 d + 32 × int8) or Q8_1 (f16 d, f16 s + 32 × int8)
 
     @inline(__always) static func q8(_ x: UnsafeRawPointer, _ j: Int) -> Int32 { Int32(x.load(fromByteOffset: 2 + j, as: Int8.self)) }
+    @inline(__always) static func q81(_ x: UnsafeRawPointer, _ j: Int) -> Int32 { Int32(x.load(fromByteOffset: 4 + j, as: Int8.self)) }
 
     public static func q4_1(_ blocks: Int, _ w: UnsafeRawPointer, _ x: UnsafeRawPointer) -> Float {
-        var sum: Float = 0
+        var sum: Float = 0, mins: Float = 0
         for b in 0 ..< blocks {
-            let wb = w + b * 20, xb = x + b * 34
-            var dot: Int32 = 0, xsum: Int32 = 0
+            let wb = w + b * 20, xb = x + b * 36
+            var dot: Int32 = 0
             for j in 0 ..< 16 {
-                let q = byte(wb, 4 + j), x0 = q8(xb, j), x1 = q8(xb, j + 16)
-                dot = dot &+ Int32(q & 0xF) &* x0 &+ Int32(q >> 4) &* x1
-                xsum = xsum &+ x0 &+ x1
+                let q = byte(wb, 4 + j)
+                dot = dot &+ Int32(q & 0xF) &* q81(xb, j) &+ Int32(q >> 4) &* q81(xb, j + 16)
             }
-            let dx = loadF16(xb, 0)
-            sum += loadF16(wb, 0) * dx * Float(dot) + loadF16(wb, 2) * dx * Float(xsum)
+            sum += loadF16(wb, 0) * loadF16(xb, 0) * Float(dot)
+            mins += loadF16(wb, 2) * loadF16(xb, 2)
         }
-        return sum
+        return sum + mins
     }
 
     public static func q5_0(_ blocks: Int, _ w: UnsafeRawPointer, _ x: UnsafeRawPointer) -> Float {
@@ -80,22 +117,21 @@ public enum QuantDots {
     }
 
     public static func q5_1(_ blocks: Int, _ w: UnsafeRawPointer, _ x: UnsafeRawPointer) -> Float {
-        var sum: Float = 0
+        var sum: Float = 0, mins: Float = 0
         for b in 0 ..< blocks {
-            let wb = w + b * 24, xb = x + b * 34
+            let wb = w + b * 24, xb = x + b * 36
             let qh = wb.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
-            var dot: Int32 = 0, xsum: Int32 = 0
+            var dot: Int32 = 0
             for j in 0 ..< 16 {
-                let q = byte(wb, 8 + j), x0 = q8(xb, j), x1 = q8(xb, j + 16)
+                let q = byte(wb, 8 + j)
                 let q0 = Int32(q & 0xF) | Int32((qh >> UInt32(j)) & 1) << 4
                 let q1 = Int32(q >> 4) | Int32((qh >> UInt32(j + 16)) & 1) << 4
-                dot = dot &+ q0 &* x0 &+ q1 &* x1
-                xsum = xsum &+ x0 &+ x1
+                dot = dot &+ q0 &* q81(xb, j) &+ q1 &* q81(xb, j + 16)
             }
-            let dx = loadF16(xb, 0)
-            sum += loadF16(wb, 0) * dx * Float(dot) + loadF16(wb, 2) * dx * Float(xsum)
+            sum += loadF16(wb, 0) * loadF16(xb, 0) * Float(dot)
+            mins += loadF16(wb, 2) * loadF16(xb, 2)
         }
-        return sum
+        return sum + mins
     }
 
     public static func iq4_nl(_ blocks: Int, _ w: UnsafeRawPointer, _ x: UnsafeRawPointer) -> Float {
