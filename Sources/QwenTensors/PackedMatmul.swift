@@ -8,7 +8,7 @@ import Musl
 
 /// A weight matrix repacked for the AVX-512 VNNI group kernels (see cqwen.h): rows in groups of 16, and
 /// per block the 16 rows' scales, then their quants interleaved by 4-byte k-groups so one vector load
-/// feeds one k-group of 16 rows. Q8_0 and Q4_0 multiply prepared "q8 rows", Q4_K and Q6_K Q8_K rows.
+/// feeds one k-group of 16 rows. Q8_0, Q4_0 and Q5_0 multiply prepared "q8 rows", Q4_K and Q6_K Q8_K rows.
 /// The packed form has the same size as the original.
 public final class PackedWeights: @unchecked Sendable {
     public let type: TensorType
@@ -31,7 +31,7 @@ public final class PackedWeights: @unchecked Sendable {
         #endif
     }()
 
-    public static func canPack(_ type: TensorType) -> Bool { [.q8_0, .q4_0, .q4_K, .q6_K].contains(type) }
+    public static func canPack(_ type: TensorType) -> Bool { [.q8_0, .q4_0, .q5_0, .q4_K, .q6_K].contains(type) }
 
     var usesQ8K: Bool { type == .q4_K || type == .q6_K }
 
@@ -46,6 +46,7 @@ public final class PackedWeights: @unchecked Sendable {
         switch type {
         case .q8_0: blockBytes = Int(CQ_PACKED_Q8_0_BLOCK)
         case .q4_0: blockBytes = Int(CQ_PACKED_Q4_0_BLOCK)
+        case .q5_0: blockBytes = Int(CQ_PACKED_Q5_0_BLOCK)
         case .q4_K: blockBytes = Int(CQ_PACKED_Q4_K_BLOCK)
         default: blockBytes = Int(CQ_PACKED_Q6_K_BLOCK)
         }
@@ -57,6 +58,7 @@ public final class PackedWeights: @unchecked Sendable {
             switch type {
             case .q8_0: cq_pack_group(1, src, rowBytes, r, Int32(g), n, out)
             case .q4_0: cq_pack_group(0, src, rowBytes, r, Int32(g), n, out)
+            case .q5_0: cq_pack_group_q5_0(src, rowBytes, r, Int32(g), n, out)
             case .q4_K: cq_pack_group_q4_K(src, rowBytes, r, Int32(g), n, out)
             default: cq_pack_group_q6_K(src, rowBytes, r, Int32(g), n, out)
             }
@@ -92,6 +94,7 @@ public final class PackedWeights: @unchecked Sendable {
         case .q8_0: kind = 0
         case .q4_0: kind = 1
         case .q4_K: kind = 2
+        case .q5_0: kind = 4
         default: kind = 3
         }
         let nb = Int32(blocks), groupBytes = self.groupBytes, rows = self.rows

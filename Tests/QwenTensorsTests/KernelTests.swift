@@ -181,17 +181,19 @@ func quantizeQ4(_ x: [Float]) -> [UInt8] {
 
 extension KernelTests {
     /// Random K-quant blocks with sane F16 super-block scales: the packed VNNI kernels against the portable dots.
-    @Test(arguments: [TensorType.q4_K, .q6_K], [1, 5, 11])
+    @Test(arguments: [TensorType.q4_K, .q6_K, .q5_0], [1, 5, 11])
     func packedKQuantsMatchPortable(type: TensorType, tokens: Int) throws {
         let rows = 45, cols = 512
         var rng = TestRandom(UInt64(tokens) &* 77 &+ UInt64(type.rawValue))
         let rowBytes = type.byteCount(elements: cols)!
         var stored = (0 ..< rows * rowBytes).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         for r in 0 ..< rows {
-            for b in 0 ..< cols / 256 {
+            for b in 0 ..< cols / type.blockSize {
                 let o = r * rowBytes + b * type.blockBytes
                 let d = floatToF16(0.001 + abs(rng.float()) * 0.01), m = floatToF16(abs(rng.float()) * 0.01)
-                if type == .q4_K {
+                if type == .q5_0 {
+                    stored[o] = UInt8(d & 0xFF); stored[o + 1] = UInt8(d >> 8)
+                } else if type == .q4_K {
                     stored[o] = UInt8(d & 0xFF); stored[o + 1] = UInt8(d >> 8)
                     stored[o + 2] = UInt8(m & 0xFF); stored[o + 3] = UInt8(m >> 8)
                 } else {

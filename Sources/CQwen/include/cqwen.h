@@ -374,6 +374,7 @@ CQ_VNNI static inline void cq_tile_q4_0_vnni(int nb, const uint8_t *w, size_t ws
 // nibbles stay as they are (byte j: element j low, element j+16 high). Bias corrections are seeded into
 // the integer accumulators from the activation block sums. No horizontal reductions anywhere.
 #define CQ_UNROLL _Pragma("clang loop unroll(full)")
+static inline int32_t cq_bcast_x4(const uint8_t *p) { int32_t v; memcpy(&v, p, 4); return v; }
 #define CQ_PACKED_Q8_0_BLOCK 544 /* 32 + 16 x 32 */
 #define CQ_PACKED_Q4_0_BLOCK 288 /* 32 + 16 x 16 */
 
@@ -468,6 +469,62 @@ static inline void cq_pack_group(int is_q8, const uint8_t *src, size_t row_bytes
     }
 }
 
+// ---- Packed Q5_0 (q8 rows) ----
+#define CQ_PACKED_Q5_0_BLOCK 352 /* d[16] (f16), qh[16] (u32), nibbles [4 byte-groups][16 rows][4] */
+#define CQ_Q5_0_BYTES 22
+
+/// Repacks rows [16g, 16g+16) of a Q5_0 matrix into packed group g.
+static inline void cq_pack_group_q5_0(const uint8_t *src, size_t row_bytes, int rows, int g, int nb, uint8_t *dst) {
+    const int live = rows - g * 16 < 16 ? rows - g * 16 : 16;
+    for (int b = 0; b < nb; b++) {
+        uint8_t *out = dst + (size_t)b * CQ_PACKED_Q5_0_BLOCK;
+        memset(out, 0, CQ_PACKED_Q5_0_BLOCK);
+        for (int i = 0; i < live; i++) {
+            const uint8_t *blk = src + (size_t)(g * 16 + i) * row_bytes + (size_t)b * CQ_Q5_0_BYTES;
+            memcpy(out + i * 2, blk, 2);
+            memcpy(out + 32 + i * 4, blk + 2, 4);
+            for (int bg = 0; bg < 4; bg++) memcpy(out + 96 + (bg * 16 + i) * 4, blk + 6 + bg * 4, 4);
+        }
+    }
+}
+
+/// Bits 0-3 of each 32-bit lane to bit 4 of bytes 0-3 (the fifth bit of four Q5 quants): one multiply
+/// puts bit b at 8b + 4, and no two partial products share a bit, so nothing carries.
+CQ_VNNI static inline __m512i cq_q5_high_bits(__m512i nibble4) {
+    return _mm512_and_si512(_mm512_mullo_epi32(nibble4, _mm512_set1_epi32(0x00204081 << 4)), _mm512_set1_epi32(0x10101010));
+}
+
+CQ_VNNI static inline __attribute__((always_inline)) void cq_group_q5_0_vnni_t(
+    int nb, const uint8_t *group, const uint8_t *act, size_t as, float *out, size_t ldo, const int T) {
+    __m512 acc[8];
+    CQ_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    const __m512i low = _mm512_set1_epi8(0x0f), nib = _mm512_set1_epi32(0x0f);
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *blk = group + (size_t)b * CQ_PACKED_Q5_0_BLOCK;
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+        const __m512i qh = _mm512_loadu_si512((const void *)(blk + 32));
+        __m512i isum[8];
+        CQ_UNROLL for (int t = 0; t < T; t++) isum[t] = _mm512_set1_epi32(-16 * cq_q8row_sums(act + t * as, nb)[b]);
+        CQ_UNROLL for (int g = 0; g < 4; g++) {
+            const __m512i packed = _mm512_loadu_si512((const void *)(blk + 96 + g * 64));
+            const __m512i hl = cq_q5_high_bits(_mm512_and_si512(_mm512_srli_epi32(qh, 4 * g), nib));
+            const __m512i hh = cq_q5_high_bits(_mm512_and_si512(_mm512_srli_epi32(qh, 16 + 4 * g), nib));
+            const __m512i lo = _mm512_or_si512(_mm512_and_si512(packed, low), hl);
+            const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(packed, 4), low), hh);
+            CQ_UNROLL for (int t = 0; t < T; t++) {
+                const uint8_t *xb = act + t * as + (size_t)b * 32;
+                isum[t] = _mm512_dpbusd_epi32(isum[t], lo, _mm512_set1_epi32(cq_bcast_x4(xb + g * 4)));
+                isum[t] = _mm512_dpbusd_epi32(isum[t], hi, _mm512_set1_epi32(cq_bcast_x4(xb + 16 + g * 4)));
+            }
+        }
+        CQ_UNROLL for (int t = 0; t < T; t++) {
+            const __m512 sc = _mm512_mul_ps(dw, _mm512_set1_ps(cq_q8row_scales(act + t * as, nb)[b]));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), sc, acc[t]);
+        }
+    }
+    CQ_UNROLL for (int t = 0; t < T; t++) _mm512_storeu_ps(out + t * ldo, acc[t]);
+}
+
 // ---- Packed K-quants (Q4_K, Q6_K) with Q8_K activations ----
 // Q8_K activation block: f32 scale, 256 int8 quants, 16 int16 sums of 16 (292 bytes).
 #define CQ_Q8_K_BYTES 292
@@ -520,7 +577,6 @@ static inline void cq_pack_group_q6_K(const uint8_t *src, size_t row_bytes, int 
     }
 }
 
-static inline int32_t cq_bcast_x4(const uint8_t *p) { int32_t v; memcpy(&v, p, 4); return v; }
 
 CQ_VNNI static inline __attribute__((always_inline)) void cq_group_q4_K_vnni_t(
     int nsb, const uint8_t *group, const uint8_t *act, size_t as, float *out, size_t ldo, const int T) {
@@ -624,6 +680,7 @@ CQ_VNNI static inline __attribute__((always_inline)) void cq_group_q6_K_vnni_t(
 CQ_GROUP_FNS(cq_gq8_0, cq_group_q8_0_vnni_t)
 CQ_GROUP_FNS(cq_gq4_0, cq_group_q4_0_vnni_t)
 CQ_GROUP_FNS(cq_gq4_K, cq_group_q4_K_vnni_t)
+CQ_GROUP_FNS(cq_gq5_0, cq_group_q5_0_vnni_t)
 CQ_GROUP_FN(cq_gq6_K, cq_group_q6_K_vnni_t, 1) CQ_GROUP_FN(cq_gq6_K, cq_group_q6_K_vnni_t, 2)
 CQ_GROUP_FN(cq_gq6_K, cq_group_q6_K_vnni_t, 3) CQ_GROUP_FN(cq_gq6_K, cq_group_q6_K_vnni_t, 4)
 #undef CQ_GROUP_FN
@@ -634,15 +691,16 @@ typedef void (*cq_group_fn)(int, const uint8_t *, const uint8_t *, size_t, float
 /// Largest token tile of each packed type's kernel.
 static inline int cq_group_max_tokens(int type) { return type == 3 ? 4 : 8; }
 
-/// The packed kernel for `type` (0 Q8_0, 1 Q4_0, 2 Q4_K, 3 Q6_K) and T tokens (1...max): out[t * ldo + i] =
-/// row i of a packed 16-row group · activation row t (q8 rows for Q8_0/Q4_0, Q8_K rows for the K types).
+/// The packed kernel for `type` (0 Q8_0, 1 Q4_0, 2 Q4_K, 3 Q6_K, 4 Q5_0) and T tokens (1...max): out[t * ldo + i] =
+/// row i of a packed 16-row group · activation row t (q8 rows for Q8_0/Q4_0/Q5_0, Q8_K rows for the K types).
 /// Writes all 16 outputs per token (padding rows of the last group included).
 static inline cq_group_fn cq_group_kernel(int type, int T) {
-    static const cq_group_fn table[4][8] = {
+    static const cq_group_fn table[5][8] = {
         {cq_gq8_0_1, cq_gq8_0_2, cq_gq8_0_3, cq_gq8_0_4, cq_gq8_0_5, cq_gq8_0_6, cq_gq8_0_7, cq_gq8_0_8},
         {cq_gq4_0_1, cq_gq4_0_2, cq_gq4_0_3, cq_gq4_0_4, cq_gq4_0_5, cq_gq4_0_6, cq_gq4_0_7, cq_gq4_0_8},
         {cq_gq4_K_1, cq_gq4_K_2, cq_gq4_K_3, cq_gq4_K_4, cq_gq4_K_5, cq_gq4_K_6, cq_gq4_K_7, cq_gq4_K_8},
         {cq_gq6_K_1, cq_gq6_K_2, cq_gq6_K_3, cq_gq6_K_4, NULL, NULL, NULL, NULL},
+        {cq_gq5_0_1, cq_gq5_0_2, cq_gq5_0_3, cq_gq5_0_4, cq_gq5_0_5, cq_gq5_0_6, cq_gq5_0_7, cq_gq5_0_8},
     };
     return table[type][T - 1];
 }
