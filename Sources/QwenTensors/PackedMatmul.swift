@@ -8,7 +8,8 @@ import Musl
 
 /// A weight matrix repacked for the AVX-512 VNNI group kernels (see cqwen.h): rows in groups of 16, and
 /// per block the 16 rows' scales, then their quants interleaved by 4-byte k-groups so one vector load
-/// feeds one k-group of 16 rows. Q8_0, Q4_0 and Q5_0 multiply prepared "q8 rows", Q4_K and Q6_K Q8_K rows.
+/// feeds one k-group of 16 rows. Q8_0, Q4_0 and Q5_0 multiply prepared "q8 rows", Q4_K and Q6_K Q8_K rows,
+/// F16 and BF16 (packed as [column][16 rows]) the F32 input itself.
 /// The packed form has the same size as the original.
 public final class PackedWeights: @unchecked Sendable {
     public let type: TensorType
@@ -31,9 +32,10 @@ public final class PackedWeights: @unchecked Sendable {
         #endif
     }()
 
-    public static func canPack(_ type: TensorType) -> Bool { [.q8_0, .q4_0, .q5_0, .q4_K, .q6_K].contains(type) }
+    public static func canPack(_ type: TensorType) -> Bool { [.q8_0, .q4_0, .q5_0, .q4_K, .q6_K, .f16, .bf16].contains(type) }
 
     var usesQ8K: Bool { type == .q4_K || type == .q6_K }
+    var usesF32: Bool { type == .f16 || type == .bf16 }
 
     /// Repacks `rows` rows of `columns` elements stored at `data` (llama.cpp blocks, `rowBytes` apart).
     public init(type: TensorType, rows: Int, columns: Int, data: UnsafeRawPointer, rowBytes: Int) throws {
@@ -47,6 +49,7 @@ public final class PackedWeights: @unchecked Sendable {
         case .q8_0: blockBytes = Int(CQ_PACKED_Q8_0_BLOCK)
         case .q4_0: blockBytes = Int(CQ_PACKED_Q4_0_BLOCK)
         case .q5_0: blockBytes = Int(CQ_PACKED_Q5_0_BLOCK)
+        case .f16, .bf16: blockBytes = 32  // one column of 16 rows
         case .q4_K: blockBytes = Int(CQ_PACKED_Q4_K_BLOCK)
         default: blockBytes = Int(CQ_PACKED_Q6_K_BLOCK)
         }
@@ -59,6 +62,7 @@ public final class PackedWeights: @unchecked Sendable {
             case .q8_0: cq_pack_group(1, src, rowBytes, r, Int32(g), n, out)
             case .q4_0: cq_pack_group(0, src, rowBytes, r, Int32(g), n, out)
             case .q5_0: cq_pack_group_q5_0(src, rowBytes, r, Int32(g), n, out)
+            case .f16, .bf16: cq_pack_group_half(src, rowBytes, r, Int32(g), n, out)
             case .q4_K: cq_pack_group_q4_K(src, rowBytes, r, Int32(g), n, out)
             default: cq_pack_group_q6_K(src, rowBytes, r, Int32(g), n, out)
             }
@@ -66,7 +70,9 @@ public final class PackedWeights: @unchecked Sendable {
     }
 
     /// Bytes of one prepared activation row.
-    var activationRowBytes: Int { usesQ8K ? blocks * Int(CQ_Q8_K_BYTES) : TiledMatmul.scratchBytes(columns: columns, tokens: 1) }
+    var activationRowBytes: Int {
+        usesF32 ? 0 : usesQ8K ? blocks * Int(CQ_Q8_K_BYTES) : TiledMatmul.scratchBytes(columns: columns, tokens: 1)
+    }
 
     /// Scratch bytes `multiply` needs for `tokens` rows.
     public func scratchBytes(tokens: Int) -> Int { tokens * activationRowBytes }
@@ -75,8 +81,10 @@ public final class PackedWeights: @unchecked Sendable {
     /// y[t][r] = row r · x[t] (+ bias[r]) for every row and token.
     func multiply(input x: UnsafePointer<Float>, tokens: Int, output y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
                   scratch: UnsafeMutableRawPointer, pool: ThreadPool?) {
-        let act = scratch.assumingMemoryBound(to: UInt8.self), actStride = activationRowBytes
-        for t in 0 ..< tokens {
+        // F16/BF16 multiply the F32 input as it is; the others quantize it once per token
+        let act = usesF32 ? UnsafeMutableRawPointer(mutating: x).assumingMemoryBound(to: UInt8.self) : scratch.assumingMemoryBound(to: UInt8.self)
+        let actStride = usesF32 ? columns * 4 : activationRowBytes
+        for t in 0 ..< tokens where !usesF32 {
             if usesQ8K {
                 cq_quantize_row_q8_K_avx2(x + t * columns, act + t * actStride, Int32(columns))
             } else {
@@ -95,6 +103,8 @@ public final class PackedWeights: @unchecked Sendable {
         case .q4_0: kind = 1
         case .q4_K: kind = 2
         case .q5_0: kind = 4
+        case .f16: kind = 5
+        case .bf16: kind = 6
         default: kind = 3
         }
         let nb = Int32(blocks), groupBytes = self.groupBytes, rows = self.rows

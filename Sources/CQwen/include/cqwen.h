@@ -525,6 +525,55 @@ CQ_VNNI static inline __attribute__((always_inline)) void cq_group_q5_0_vnni_t(
     CQ_UNROLL for (int t = 0; t < T; t++) _mm512_storeu_ps(out + t * ldo, acc[t]);
 }
 
+// ---- Packed F16 / BF16 (F32 activations, FMA) ----
+// Per 16-row group: [k][16 rows] halves, so one 32-byte load is column k of 16 rows; activations stay
+// F32 and come in as broadcasts. `nb` counts columns here.
+
+/// Repacks rows [16g, 16g+16) of an F16 or BF16 matrix (`columns` wide) into packed group g.
+static inline void cq_pack_group_half(const uint8_t *src, size_t row_bytes, int rows, int g, int columns, uint8_t *dst) {
+    const int live = rows - g * 16 < 16 ? rows - g * 16 : 16;
+    uint16_t *out = (uint16_t *)dst;
+    for (int i = 0; i < 16; i++) {
+        if (i >= live) { for (int k = 0; k < columns; k++) out[(size_t)k * 16 + i] = 0; continue; }
+        const uint8_t *row = src + (size_t)(g * 16 + i) * row_bytes;
+        for (int k = 0; k < columns; k++) memcpy(out + (size_t)k * 16 + i, row + (size_t)k * 2, 2);
+    }
+}
+
+CQ_VNNI static inline __m512 cq_load16_half(const uint16_t *p, int is_bf16) {
+    const __m256i h = _mm256_loadu_si256((const __m256i *)p);
+    return is_bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)) : _mm512_cvtph_ps(h);
+}
+
+CQ_VNNI static inline __attribute__((always_inline)) void cq_group_half_t(
+    int columns, const uint8_t *group, const uint8_t *act, size_t as, float *out, size_t ldo, const int T, const int is_bf16) {
+    __m512 acc[8][2];
+    CQ_UNROLL for (int t = 0; t < T; t++) { acc[t][0] = _mm512_setzero_ps(); acc[t][1] = _mm512_setzero_ps(); }
+    const uint16_t *w = (const uint16_t *)group;
+    int k = 0;
+    for (; k + 2 <= columns; k += 2) {  // two k per step: two independent FMA chains per token
+        const __m512 w0 = cq_load16_half(w + (size_t)k * 16, is_bf16);
+        const __m512 w1 = cq_load16_half(w + (size_t)(k + 1) * 16, is_bf16);
+        CQ_UNROLL for (int t = 0; t < T; t++) {
+            const float *x = (const float *)(act + t * as);
+            acc[t][0] = _mm512_fmadd_ps(w0, _mm512_set1_ps(x[k]), acc[t][0]);
+            acc[t][1] = _mm512_fmadd_ps(w1, _mm512_set1_ps(x[k + 1]), acc[t][1]);
+        }
+    }
+    for (; k < columns; k++) {
+        const __m512 w0 = cq_load16_half(w + (size_t)k * 16, is_bf16);
+        CQ_UNROLL for (int t = 0; t < T; t++) acc[t][0] = _mm512_fmadd_ps(w0, _mm512_set1_ps(((const float *)(act + t * as))[k]), acc[t][0]);
+    }
+    CQ_UNROLL for (int t = 0; t < T; t++) _mm512_storeu_ps(out + t * ldo, _mm512_add_ps(acc[t][0], acc[t][1]));
+}
+
+CQ_VNNI static inline __attribute__((always_inline)) void cq_group_f16_t(int c, const uint8_t *g, const uint8_t *a, size_t as, float *o, size_t ldo, const int T) {
+    cq_group_half_t(c, g, a, as, o, ldo, T, 0);
+}
+CQ_VNNI static inline __attribute__((always_inline)) void cq_group_bf16_t(int c, const uint8_t *g, const uint8_t *a, size_t as, float *o, size_t ldo, const int T) {
+    cq_group_half_t(c, g, a, as, o, ldo, T, 1);
+}
+
 // ---- Packed K-quants (Q4_K, Q6_K) with Q8_K activations ----
 // Q8_K activation block: f32 scale, 256 int8 quants, 16 int16 sums of 16 (292 bytes).
 #define CQ_Q8_K_BYTES 292
@@ -681,6 +730,8 @@ CQ_GROUP_FNS(cq_gq8_0, cq_group_q8_0_vnni_t)
 CQ_GROUP_FNS(cq_gq4_0, cq_group_q4_0_vnni_t)
 CQ_GROUP_FNS(cq_gq4_K, cq_group_q4_K_vnni_t)
 CQ_GROUP_FNS(cq_gq5_0, cq_group_q5_0_vnni_t)
+CQ_GROUP_FNS(cq_gf16, cq_group_f16_t)
+CQ_GROUP_FNS(cq_gbf16, cq_group_bf16_t)
 CQ_GROUP_FN(cq_gq6_K, cq_group_q6_K_vnni_t, 1) CQ_GROUP_FN(cq_gq6_K, cq_group_q6_K_vnni_t, 2)
 CQ_GROUP_FN(cq_gq6_K, cq_group_q6_K_vnni_t, 3) CQ_GROUP_FN(cq_gq6_K, cq_group_q6_K_vnni_t, 4)
 #undef CQ_GROUP_FN
@@ -691,16 +742,18 @@ typedef void (*cq_group_fn)(int, const uint8_t *, const uint8_t *, size_t, float
 /// Largest token tile of each packed type's kernel.
 static inline int cq_group_max_tokens(int type) { return type == 3 ? 4 : 8; }
 
-/// The packed kernel for `type` (0 Q8_0, 1 Q4_0, 2 Q4_K, 3 Q6_K, 4 Q5_0) and T tokens (1...max): out[t * ldo + i] =
-/// row i of a packed 16-row group · activation row t (q8 rows for Q8_0/Q4_0/Q5_0, Q8_K rows for the K types).
+/// The packed kernel for `type` (0 Q8_0, 1 Q4_0, 2 Q4_K, 3 Q6_K, 4 Q5_0, 5 F16, 6 BF16) and T tokens (1...max): out[t * ldo + i] =
+/// row i of a packed 16-row group · activation row t (q8 rows for Q8_0/Q4_0/Q5_0, Q8_K rows for the K types, F32 rows for F16/BF16).
 /// Writes all 16 outputs per token (padding rows of the last group included).
 static inline cq_group_fn cq_group_kernel(int type, int T) {
-    static const cq_group_fn table[5][8] = {
+    static const cq_group_fn table[7][8] = {
         {cq_gq8_0_1, cq_gq8_0_2, cq_gq8_0_3, cq_gq8_0_4, cq_gq8_0_5, cq_gq8_0_6, cq_gq8_0_7, cq_gq8_0_8},
         {cq_gq4_0_1, cq_gq4_0_2, cq_gq4_0_3, cq_gq4_0_4, cq_gq4_0_5, cq_gq4_0_6, cq_gq4_0_7, cq_gq4_0_8},
         {cq_gq4_K_1, cq_gq4_K_2, cq_gq4_K_3, cq_gq4_K_4, cq_gq4_K_5, cq_gq4_K_6, cq_gq4_K_7, cq_gq4_K_8},
         {cq_gq6_K_1, cq_gq6_K_2, cq_gq6_K_3, cq_gq6_K_4, NULL, NULL, NULL, NULL},
         {cq_gq5_0_1, cq_gq5_0_2, cq_gq5_0_3, cq_gq5_0_4, cq_gq5_0_5, cq_gq5_0_6, cq_gq5_0_7, cq_gq5_0_8},
+        {cq_gf16_1, cq_gf16_2, cq_gf16_3, cq_gf16_4, cq_gf16_5, cq_gf16_6, cq_gf16_7, cq_gf16_8},
+        {cq_gbf16_1, cq_gbf16_2, cq_gbf16_3, cq_gbf16_4, cq_gbf16_5, cq_gbf16_6, cq_gbf16_7, cq_gbf16_8},
     };
     return table[type][T - 1];
 }
