@@ -45,7 +45,11 @@ public enum RowKernels {
             yb.storeBytes(of: floatToF16(d), as: UInt16.self)
             let id: Float = amax != 0 ? 127 / amax : 0
             let q = (yb + 2).assumingMemoryBound(to: Int8.self)
-            for j in 0 ..< 32 { q[j] = Int8((xb[j] * id).rounded(.toNearestOrEven)) }
+            // NaN (from NaN or infinite input) becomes -128, as the AVX2 conversion makes it; never a trap
+            for j in 0 ..< 32 {
+                let v = (xb[j] * id).rounded(.toNearestOrEven)
+                q[j] = v.isNaN ? -128 : Int8(max(-128, min(127, v)))
+            }
         }
     }
 

@@ -52,6 +52,21 @@ func quantizeQ4(_ x: [Float]) -> [UInt8] {
         #expect(quantizeQ8(x, path: .simd) == quantizeQ8(x, path: .portable))
     }
 
+    @Test func quantizingNaNAndInfinityNeverTraps() {
+        var x = [Float](repeating: 0.5, count: 96)
+        x[3] = .nan; x[40] = .infinity; x[41] = -.infinity; x[70] = .greatestFiniteMagnitude
+        let simd = quantizeQ8(x, path: .simd), portable = quantizeQ8(x, path: .portable)
+        // the block holding NaN may differ in its scale bits; quants of the finite blocks must agree
+        #expect(Array(simd[70 ..< 102]) == Array(portable[70 ..< 102]))
+        var y = [UInt8](repeating: 0, count: 96 / 256 * 292 + 292)
+        var xk = [Float](repeating: 1, count: 256)
+        xk[7] = .nan
+        xk.withUnsafeBufferPointer { xp in y.withUnsafeMutableBytes {
+            RowKernels.quantizeQ8_K(xp.baseAddress!, $0.baseAddress!, 256, path: .portable)
+            RowKernels.quantizeQ8_K(xp.baseAddress!, $0.baseAddress!, 256, path: .simd)
+        } }
+    }
+
     @Test func q8ReconstructionIsWithinHalfAStep() throws {
         var rng = TestRandom(7)
         let x = rng.floats(256)
