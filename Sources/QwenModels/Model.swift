@@ -44,7 +44,9 @@ public final class Model: @unchecked Sendable {
         let gguf = try GGUFFile(path: path, map: options.useMmap)
         let config = try ModelConfig(gguf: gguf)
         let tokenizer = try Tokenizer(gguf: gguf)
-        let lm = try makeLanguageModel(config: config, weights: WeightStore(gguf: gguf))
+        let weights = WeightStore(gguf: gguf)
+        weights.loadPool = loadPool(options)
+        let lm = try makeLanguageModel(config: config, weights: weights)
         return Model(languageModel: lm, tokenizer: tokenizer, options: options, path: path)
     }
 
@@ -55,8 +57,15 @@ public final class Model: @unchecked Sendable {
         guard fileExists(folder + "/tokenizer.json") else { throw QwenError.io("'\(folder)' has no tokenizer.json") }
         let tokenizer = try Tokenizer.load(huggingFaceFolder: folder)
         let weights = try WeightStore(huggingFaceFolder: folder, map: options.useMmap)
+        weights.loadPool = loadPool(options)
         let lm = try makeLanguageModel(config: config, weights: weights)
         return Model(languageModel: lm, tokenizer: tokenizer, options: options, path: folder)
+    }
+
+    /// A pool for load-time work (repacking weights), released when loading ends.
+    static func loadPool(_ options: ModelOptions) -> ThreadPool? {
+        let threads = options.threads > 0 ? options.threads : ThreadPool.availableCores
+        return threads > 1 ? ThreadPool(threads: threads, spinIterations: 1000) : nil
     }
 
     static func makeLanguageModel(config: ModelConfig, weights: WeightStore) throws -> any LanguageModel {

@@ -30,7 +30,7 @@ public final class Qwen2Model: LanguageModel {
         vocabularySize = embd.shape[0]
         let tied = c.tiedEmbeddings ?? (store.tensor("output.weight") == nil)
         // a tied embedding is also the output head: pack it for the matmul kernels
-        embedding = try WeightMatrix(embd, pack: tied)
+        embedding = try WeightMatrix(embd, pack: tied, pool: store.loadPool)
         blocks = try (0 ..< c.layerCount).map { i in
             let p = "blk.\(i)"
             return Block(

@@ -13,6 +13,8 @@ public final class WeightStore: @unchecked Sendable {
     private var owners: [AnyObject] = []
     public let source: String
     private let isHuggingFace: Bool
+    /// Threads that repack weights while the model loads (nil: the loading thread alone).
+    public var loadPool: ThreadPool?
 
     public init(gguf: GGUFFile) {
         source = gguf.file.path

@@ -17,7 +17,7 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// `pack`: repack for the CPU's fastest kernels when possible (then mapped pages of the original are
     /// released; `row(_:)` still reads them, through page faults).
-    public init(_ t: TensorData, pack: Bool = false) throws {
+    public init(_ t: TensorData, pack: Bool = false, pool: ThreadPool? = nil) throws {
         guard t.shape.count == 2 else { throw QwenError.format("'\(t.name)' should be a matrix, has shape \(t.shape)") }
         guard let kernels = WeightKernels.lookup(t.type) else {
             throw QwenError.unsupported("'\(t.name)' has weight type \(t.type.name), which is not supported yet")
@@ -29,7 +29,7 @@ public struct WeightMatrix: @unchecked Sendable {
         rowBytes = t.type.byteCount(elements: columns)!
         self.kernels = kernels
         if pack, PackedWeights.isAvailable, PackedWeights.canPack(t.type) {
-            packed = try PackedWeights(type: t.type, rows: rows, columns: columns, data: t.data, rowBytes: rowBytes)
+            packed = try PackedWeights(type: t.type, rows: rows, columns: columns, data: t.data, rowBytes: rowBytes, pool: pool)
             if t.isFileMapped { releaseMappedPages(t.data, t.byteCount) }
         } else {
             packed = nil

@@ -38,7 +38,7 @@ public final class PackedWeights: @unchecked Sendable {
     var usesF32: Bool { type == .f16 || type == .bf16 }
 
     /// Repacks `rows` rows of `columns` elements stored at `data` (llama.cpp blocks, `rowBytes` apart).
-    public init(type: TensorType, rows: Int, columns: Int, data: UnsafeRawPointer, rowBytes: Int) throws {
+    public init(type: TensorType, rows: Int, columns: Int, data: UnsafeRawPointer, rowBytes: Int, pool: ThreadPool? = nil) throws {
         precondition(Self.canPack(type))
         self.type = type
         self.rows = rows
@@ -55,18 +55,24 @@ public final class PackedWeights: @unchecked Sendable {
         }
         storage = try AlignedBuffer(count: groups * blocks * blockBytes, what: "packed weights")
         let src = data.assumingMemoryBound(to: UInt8.self), dst = storage.raw.assumingMemoryBound(to: UInt8.self)
-        let n = Int32(blocks), r = Int32(rows)
-        for g in 0 ..< groups {
-            let out = dst + g * groupBytes
-            switch type {
-            case .q8_0: cq_pack_group(1, src, rowBytes, r, Int32(g), n, out)
-            case .q4_0: cq_pack_group(0, src, rowBytes, r, Int32(g), n, out)
-            case .q5_0: cq_pack_group_q5_0(src, rowBytes, r, Int32(g), n, out)
-            case .f16, .bf16: cq_pack_group_half(src, rowBytes, r, Int32(g), n, out)
-            case .q4_K: cq_pack_group_q4_K(src, rowBytes, r, Int32(g), n, out)
-            default: cq_pack_group_q6_K(src, rowBytes, r, Int32(g), n, out)
+        let n = Int32(blocks), r = Int32(rows), groupBytes = self.groupBytes, groups = self.groups
+        let perTask = max(1, groups / max(1, (pool?.threadCount ?? 1) * 4))
+        let type = self.type
+        func pack(_ task: Int, _: Int) {
+            for g in task * perTask ..< min(groups, (task + 1) * perTask) {
+                let out = dst + g * groupBytes
+                switch type {
+                case .q8_0: cq_pack_group(1, src, rowBytes, r, Int32(g), n, out)
+                case .q4_0: cq_pack_group(0, src, rowBytes, r, Int32(g), n, out)
+                case .q5_0: cq_pack_group_q5_0(src, rowBytes, r, Int32(g), n, out)
+                case .f16, .bf16: cq_pack_group_half(src, rowBytes, r, Int32(g), n, out)
+                case .q4_K: cq_pack_group_q4_K(src, rowBytes, r, Int32(g), n, out)
+                default: cq_pack_group_q6_K(src, rowBytes, r, Int32(g), n, out)
+                }
             }
         }
+        let tasks = (groups + perTask - 1) / perTask
+        if let pool { pool.parallelFor(tasks, pack) } else { for t in 0 ..< tasks { pack(t, 0) } }
     }
 
     /// Bytes of one prepared activation row.
