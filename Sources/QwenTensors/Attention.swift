@@ -102,12 +102,7 @@ public enum Attention {
                 scores[j] = s
                 m = max(m, s)
             }
-            var sum: Float = 0
-            for j in 0 ..< length {
-                let e = expf(scores[j] - m)
-                scores[j] = e
-                sum += e
-            }
+            let sum = Ops.expShifted(scores, length, shift: m)
             o.update(repeating: 0, count: d)
             for j in 0 ..< length {
                 if kvType == .f32 {

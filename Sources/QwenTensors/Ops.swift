@@ -39,10 +39,60 @@ public enum Ops {
 
     /// gate[i] = silu(gate[i]) · up[i]   (SwiGLU)
     public static func siluMul(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
-        for i in 0 ..< count {
-            let g = gate[i]
-            gate[i] = g / (1 + expf(-g)) * up[i]
+        let g = UnsafeMutableRawPointer(gate), u = UnsafeRawPointer(up)
+        var i = 0
+        while i + 8 <= count {
+            let x = g.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            let y = x / (1 + exp8(-x)) * u.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            g.storeBytes(of: y, toByteOffset: i * 4, as: SIMD8<Float>.self)
+            i += 8
         }
+        while i < count {
+            gate[i] = gate[i] / (1 + expf(-gate[i])) * up[i]
+            i += 1
+        }
+    }
+
+    /// x[i] = exp(x[i] - shift); returns Σ of the results.
+    @discardableResult
+    public static func expShifted(_ x: UnsafeMutablePointer<Float>, _ n: Int, shift: Float) -> Float {
+        let p = UnsafeMutableRawPointer(x)
+        var sum = SIMD8<Float>()
+        var i = 0
+        while i + 8 <= n {
+            let e = exp8(p.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) - shift)
+            p.storeBytes(of: e, toByteOffset: i * 4, as: SIMD8<Float>.self)
+            sum += e
+            i += 8
+        }
+        var total = sum.sum()
+        while i < n {
+            x[i] = expf(x[i] - shift)
+            total += x[i]
+            i += 1
+        }
+        return total
+    }
+
+    /// e^x for 8 floats: x = n·ln2 + r, e^r by a degree-6 polynomial on |r| ≤ ln2/2 (Cephes' coefficients),
+    /// 2^n assembled in the exponent bits. Relative error about 1e-7; inputs are clamped to the range
+    /// where the result is a normal float (below e^-87.3 gives 2^-126-ish, not 0).
+    @inline(__always)
+    public static func exp8(_ input: SIMD8<Float>) -> SIMD8<Float> {
+        let x = input.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.3))
+        let shifter = SIMD8<Float>(repeating: 12_582_912)  // 1.5 · 2^23: adding it rounds to an integer
+        let t = x * 1.442_695_04 + shifter
+        let n = t - shifter
+        let r = x - n * 0.693_359_375 + n * 2.121_944_4e-4
+        var p = SIMD8<Float>(repeating: 1.987_569_15e-4)
+        p = p * r + 1.398_199_95e-3
+        p = p * r + 8.333_451_9e-3
+        p = p * r + 4.166_579_59e-2
+        p = p * r + 0.166_666_655
+        p = p * r + 0.500_000_01
+        p = p * (r * r) + r + 1
+        let bits = (unsafeBitCast(t, to: SIMD8<UInt32>.self) &- 0x4B40_0000 &+ 127) &<< 23
+        return p * unsafeBitCast(bits, to: SIMD8<Float>.self)
     }
 
     /// In-place softmax over `n` values; returns nothing, leaves probabilities.
@@ -50,13 +100,7 @@ public enum Ops {
         guard n > 0 else { return }
         var m = -Float.infinity
         for i in 0 ..< n { m = max(m, x[i]) }
-        var sum: Float = 0
-        for i in 0 ..< n {
-            let e = expf(x[i] - m)
-            x[i] = e
-            sum += e
-        }
-        let inv = 1 / sum
+        let inv = 1 / expShifted(x, n, shift: m)
         for i in 0 ..< n { x[i] *= inv }
     }
 }

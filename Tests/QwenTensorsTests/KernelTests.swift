@@ -289,6 +289,25 @@ extension KernelTests {
         #expect(s[3] == 0)
     }
 
+    @Test func vectorExpIsWithinAFewUlps() {
+        var worst: Float = 0
+        var x: Float = -87
+        while x < 88 {
+            let v = Ops.exp8(SIMD8(repeating: x))[0], ref = Float(Glibc.exp(Double(x)))
+            worst = max(worst, abs(v - ref) / ref)
+            x += 0.0137
+        }
+        #expect(worst < 3e-7, "worst relative error \(worst)")
+        let edges = Ops.exp8(SIMD8(-1000, -88, 0, 1e-30, 89, 1000, .infinity, -.infinity))
+        #expect(edges[2] == 1 && edges[0] >= 0 && edges[4].isFinite && edges[5].isFinite && edges[7] >= 0)
+        var g: [Float] = (0 ..< 37).map { Float($0) - 18 }, u = [Float](repeating: 2, count: 37)
+        Ops.siluMul(&g, u, count: 37)
+        for i in 0 ..< 37 {
+            let v = Float(i) - 18
+            #expect(abs(g[i] - 2 * v / (1 + expf(-v))) <= 1e-5 * max(1, abs(g[i])))
+        }
+    }
+
     @Test func ropeRotatesPairsHalfApart() {
         let rope = RotaryEmbedding(dimension: 4, theta: 10_000)
         var c = [Float](repeating: 0, count: 2), s = [Float](repeating: 0, count: 2)
