@@ -24,8 +24,10 @@ public final class PackedWeights: @unchecked Sendable {
     var groupBytes: Int { blocks * blockBytes }
 
     /// Whether this CPU runs the packed kernels.
+    /// QWEN_DISABLE_PACKING=1 turns packing off (to compare paths or measure the unpacked kernels).
     public static let isAvailable: Bool = {
         #if arch(x86_64)
+        if let flag = getenv("QWEN_DISABLE_PACKING"), String(cString: flag) == "1" { return false }
         return cq_cpu_has_avx512vnni() != 0
         #else
         return false
