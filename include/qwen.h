@@ -94,7 +94,9 @@ int qwen_detokenize(const qwen_model *model, const int32_t *tokens, int32_t n, c
 
 /* ---- Contexts ---- */
 
-typedef enum { QWEN_KV_F16 = 0, QWEN_KV_F32 = 1 } qwen_kv_type;
+/* KV cache storage: F16 (default), F32, or Q8_0 (half of F16's memory; needs a head size that is a
+ * multiple of 32, which every released Qwen model has) */
+typedef enum { QWEN_KV_F16 = 0, QWEN_KV_F32 = 1, QWEN_KV_Q8_0 = 2 } qwen_kv_type;
 
 typedef struct {
     int32_t n_ctx;     /* positions the KV cache holds; 0 = min(4096, training length) */

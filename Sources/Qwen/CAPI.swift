@@ -270,6 +270,7 @@ public func qwenContextNew(_ p: OpaquePointer?, _ params: UnsafePointer<qwen_con
         switch c.kv_type {
         case Int32(QWEN_KV_F16.rawValue): options.kvType = .f16
         case Int32(QWEN_KV_F32.rawValue): options.kvType = .f32
+        case Int32(QWEN_KV_Q8_0.rawValue): options.kvType = .q8_0
         default: throw QwenError.invalidArgument("qwen_context_new: unknown kv_type \(c.kv_type)")
         }
         out.pointee = handles.register(ContextHandle(try Context(model: m, options: options)))

@@ -46,7 +46,7 @@ public final class Workspace: @unchecked Sendable {
         attention = try AlignedBuffer(count: batch * c.headCount * c.headDim, what: "attention output")
         gate = try AlignedBuffer(count: batch * c.feedForwardSize, what: "feed-forward activations")
         up = try AlignedBuffer(count: batch * c.feedForwardSize, what: "feed-forward activations")
-        scores = try AlignedBuffer(count: threads * capacity, what: "attention scores")
+        scores = try AlignedBuffer(count: threads * Attention.scratchFloats(capacity: capacity, headDim: c.headDim), what: "attention scores")
         ropeCos = try AlignedBuffer(count: batch * c.headDim / 2, what: "rope table")
         ropeSin = try AlignedBuffer(count: batch * c.headDim / 2, what: "rope table")
         let widest = max(c.hiddenSize, c.feedForwardSize, c.headCount * c.headDim)

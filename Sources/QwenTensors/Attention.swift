@@ -1,11 +1,25 @@
 import QwenFormats
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// Storage type of cached keys and values.
 public enum KVType: Sendable {
     case f32
     case f16
+    /// llama.cpp's Q8_0 blocks (32 values, 34 bytes); needs a head dimension that is a multiple of 32.
+    case q8_0
 
-    var bytes: Int { self == .f32 ? 4 : 2 }
+    /// Bytes of one head's row of `headDim` values.
+    func rowBytes(_ headDim: Int) -> Int {
+        switch self {
+        case .f32: return headDim * 4
+        case .f16: return headDim * 2
+        case .q8_0: return headDim / 32 * 34
+        }
+    }
 }
 
 /// Keys and values of every layer for up to `capacity` positions, laid out
@@ -16,16 +30,21 @@ public final class KVCache: @unchecked Sendable {
     public let headDim: Int
     public let capacity: Int
     public let type: KVType
+    let rowBytes: Int
     private let keys: AlignedBuffer<UInt8>
     private let values: AlignedBuffer<UInt8>
 
     public init(layers: Int, kvHeads: Int, headDim: Int, capacity: Int, type: KVType) throws {
+        guard type != .q8_0 || headDim % 32 == 0 else {
+            throw QwenError.unsupported("a Q8_0 KV cache needs a head dimension that is a multiple of 32 (this model has \(headDim))")
+        }
         self.layers = layers
         self.kvHeads = kvHeads
         self.headDim = headDim
         self.capacity = capacity
         self.type = type
-        let (n, overflow) = layers.multipliedReportingOverflow(by: kvHeads * capacity * headDim * type.bytes)
+        rowBytes = type.rowBytes(headDim)
+        let (n, overflow) = layers.multipliedReportingOverflow(by: kvHeads * capacity * rowBytes)
         guard !overflow else { throw QwenError.outOfMemory("KV cache size overflows") }
         keys = try AlignedBuffer(count: n, what: "KV cache keys")
         values = try AlignedBuffer(count: n, what: "KV cache values")
@@ -34,7 +53,7 @@ public final class KVCache: @unchecked Sendable {
     public var byteCount: Int { keys.count + values.count }
 
     @inline(__always) func offset(layer: Int, head: Int, position: Int) -> Int {
-        (((layer * kvHeads) + head) * capacity + position) * headDim * type.bytes
+        (((layer * kvHeads) + head) * capacity + position) * rowBytes
     }
 
     @inline(__always) public func key(layer: Int, head: Int, position: Int) -> UnsafeMutableRawPointer {
@@ -51,24 +70,25 @@ public final class KVCache: @unchecked Sendable {
         for t in 0 ..< count {
             for h in 0 ..< kvHeads {
                 let src = t * rowFloats + h * headDim
-                let kd = key(layer: layer, head: h, position: start + t)
-                let vd = value(layer: layer, head: h, position: start + t)
-                switch type {
-                case .f32:
-                    kd.assumingMemoryBound(to: Float.self).update(from: k + src, count: headDim)
-                    vd.assumingMemoryBound(to: Float.self).update(from: v + src, count: headDim)
-                case .f16:
-                    RowKernels.floatToF16Row(headDim, k + src, kd.assumingMemoryBound(to: UInt16.self), path: .best)
-                    RowKernels.floatToF16Row(headDim, v + src, vd.assumingMemoryBound(to: UInt16.self), path: .best)
-                }
+                write(k + src, to: key(layer: layer, head: h, position: start + t))
+                write(v + src, to: value(layer: layer, head: h, position: start + t))
             }
+        }
+    }
+
+    private func write(_ x: UnsafePointer<Float>, to row: UnsafeMutableRawPointer) {
+        switch type {
+        case .f32: row.assumingMemoryBound(to: Float.self).update(from: x, count: headDim)
+        case .f16: RowKernels.floatToF16Row(headDim, x, row.assumingMemoryBound(to: UInt16.self), path: .best)
+        case .q8_0: RowKernels.quantizeQ8_0(x, row, headDim, path: .best)
         }
     }
 }
 
 public enum Attention {
-    /// Scratch floats per worker for `causal`: one score per attended position.
-    public static func scratchFloats(capacity: Int) -> Int { capacity }
+    /// Scratch floats per worker for `causal`: the scores of every attended position, plus room for a
+    /// quantized query.
+    public static func scratchFloats(capacity: Int, headDim: Int) -> Int { capacity + headDim / 32 * 34 / 4 + 16 }
 
     /// Causal grouped-query attention of `tokens` queries at positions start..<start+tokens against the cache
     /// (which already holds their own keys/values). q and out are [tokens][heads · headDim].
@@ -80,39 +100,42 @@ public enum Attention {
         let rowFloats = heads * d
         let tasks = tokens * heads
         let work = tasks * (start + tokens) * d
-        let capacity = cache.capacity
-        let kvType = cache.type
+        let stride = scratchFloats(capacity: cache.capacity, headDim: d)
+        let kvType = cache.type, rowBytes = cache.rowBytes
 
         func task(_ index: Int, _ worker: Int) {
             let t = index / heads, h = index % heads, g = h / group
             let length = start + t + 1
             let qv = q + t * rowFloats + h * d
             let o = out + t * rowFloats + h * d
-            let scores = scratch + worker * capacity
-            var m = -Float.infinity
-            let k0 = cache.key(layer: layer, head: g, position: 0)
-            let v0 = cache.value(layer: layer, head: g, position: 0)
-            for j in 0 ..< length {
-                let s: Float
-                if kvType == .f32 {
-                    s = RowKernels.dotF32(d, (k0 + j * d * 4).assumingMemoryBound(to: Float.self), qv) * scale
-                } else {
-                    s = RowKernels.dotF16(d, (k0 + j * d * 2).assumingMemoryBound(to: UInt16.self), qv, path: .best) * scale
+            let scores = scratch + worker * stride
+            let k0 = UnsafeRawPointer(cache.key(layer: layer, head: g, position: 0))
+            let v0 = UnsafeRawPointer(cache.value(layer: layer, head: g, position: 0))
+            switch kvType {
+            case .f32:
+                for j in 0 ..< length { scores[j] = RowKernels.dotF32(d, (k0 + j * rowBytes).assumingMemoryBound(to: Float.self), qv) * scale }
+            case .f16:
+                for j in 0 ..< length {
+                    scores[j] = RowKernels.dotF16(d, (k0 + j * rowBytes).assumingMemoryBound(to: UInt16.self), qv, path: .best) * scale
                 }
-                scores[j] = s
-                m = max(m, s)
+            case .q8_0:
+                // the query quantized once, as llama.cpp does for a Q8_0 cache
+                let qq = UnsafeMutableRawPointer(scores + cache.capacity)
+                RowKernels.quantizeQ8_0(qv, qq, d, path: .best)
+                for j in 0 ..< length { scores[j] = RowKernels.dotQ8_0(d / 32, k0 + j * rowBytes, qq, path: .best) * scale }
             }
-            let sum = Ops.expShifted(scores, length, shift: m)
+            var m = -Float.infinity
+            for j in 0 ..< length { m = max(m, scores[j]) }
+            let inv = 1 / Ops.expShifted(scores, length, shift: m)
             o.update(repeating: 0, count: d)
             for j in 0 ..< length {
-                if kvType == .f32 {
-                    RowKernels.axpyF32(d, scores[j], (v0 + j * d * 4).assumingMemoryBound(to: Float.self), o)
-                } else {
-                    RowKernels.axpyF16(d, scores[j], (v0 + j * d * 2).assumingMemoryBound(to: UInt16.self), o, path: .best)
+                let p = scores[j] * inv, row = v0 + j * rowBytes
+                switch kvType {
+                case .f32: RowKernels.axpyF32(d, p, row.assumingMemoryBound(to: Float.self), o)
+                case .f16: RowKernels.axpyF16(d, p, row.assumingMemoryBound(to: UInt16.self), o, path: .best)
+                case .q8_0: RowKernels.axpyQ8_0(d, p, row, o)
                 }
             }
-            let inv = 1 / sum
-            for i in 0 ..< d { o[i] *= inv }
         }
 
         if let pool, work >= 1 << 15, tasks > 1 {
@@ -122,9 +145,3 @@ public enum Attention {
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif

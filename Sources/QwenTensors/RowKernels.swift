@@ -222,6 +222,17 @@ public enum RowKernels {
         }
     }
 
+    /// y[i] += a · (Q8_0 row of n values)[i]
+    public static func axpyQ8_0(_ n: Int, _ a: Float, _ w: UnsafeRawPointer, _ y: UnsafeMutablePointer<Float>) {
+        for b in 0 ..< n / 32 {
+            let block = w + b * 34
+            let scale = a * f16ToFloat(block.loadUnaligned(as: UInt16.self))
+            let q = (block + 2).assumingMemoryBound(to: Int8.self)
+            let out = y + b * 32
+            for j in 0 ..< 32 { out[j] += scale * Float(q[j]) }
+        }
+    }
+
     @inline(__always)
     public static func floatToF16Row(_ n: Int, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt16>, path: KernelPath) {
         #if arch(x86_64)

@@ -152,6 +152,23 @@ struct ParityCase: CustomTestStringConvertible, Sendable {
         #expect(worst < 1e-2, "max |Δlogit| with an F16 KV cache: \(worst)")
     }
 
+    @Test func q8CacheStaysCloseToF32() throws {
+        // the K-quant fixture model has 64-dimensional heads (the tiny Qwen2 ones are too small for Q8_0 blocks)
+        let model = try loadFixtureModel("../kquant/kquant-q4_k_m.gguf")
+        let ids = Array(try Reference("hf_qwen2_f32").inputIDs.prefix(16))
+        let exact = try allLogits(try context(model, kv: .f32), ids)
+        let q8 = try allLogits(try context(model, kv: .q8_0), ids)
+        var lowest = 1.0
+        for t in 0 ..< ids.count {
+            let v = model.languageModel.vocabularySize
+            lowest = min(lowest, cosine(exact[t * v ..< (t + 1) * v], q8[t * v ..< (t + 1) * v]))
+        }
+        print("parity kquant-q4_k_m with Q8_0 KV cache vs F32 cache: lowest cosine \(lowest)")
+        #expect(lowest > 0.999)
+        let tiny = try loadFixtureModel("qwen2-q8_0.gguf")
+        #expect((#expect(throws: QwenError.self) { try context(tiny, kv: .q8_0) })?.status == .unsupported)
+    }
+
     @Test func oneThreadAndManyThreadsAgree() throws {
         let ref = try Reference("hf_qwen25_f32")
         let model = try loadFixtureModel("qwen25-hf")
