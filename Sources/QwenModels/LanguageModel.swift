@@ -24,6 +24,8 @@ public final class Workspace: @unchecked Sendable {
     public let q: AlignedBuffer<Float>
     public let k: AlignedBuffer<Float>
     public let v: AlignedBuffer<Float>
+    /// Output of a fused QKV projection.
+    public let qkv: AlignedBuffer<Float>
     public let attention: AlignedBuffer<Float>
     public let projected: AlignedBuffer<Float>
     public let gate: AlignedBuffer<Float>
@@ -43,6 +45,7 @@ public final class Workspace: @unchecked Sendable {
         q = try AlignedBuffer(count: batch * c.headCount * c.headDim, what: "queries")
         k = try AlignedBuffer(count: batch * c.kvHeadCount * c.headDim, what: "keys")
         v = try AlignedBuffer(count: batch * c.kvHeadCount * c.headDim, what: "values")
+        qkv = try AlignedBuffer(count: batch * (c.headCount + 2 * c.kvHeadCount) * c.headDim, what: "fused QKV")
         attention = try AlignedBuffer(count: batch * c.headCount * c.headDim, what: "attention output")
         gate = try AlignedBuffer(count: batch * c.feedForwardSize, what: "feed-forward activations")
         up = try AlignedBuffer(count: batch * c.feedForwardSize, what: "feed-forward activations")

@@ -86,37 +86,78 @@ public struct SwiGLU: Sendable {
     }
 }
 
-/// Causal self-attention with grouped KV heads, RoPE on queries and keys, and a KV cache.
+/// Causal self-attention with grouped KV heads, RoPE on queries and keys, and a KV cache. Variants:
+/// separate or fused QKV projections (Qwen1's `c_attn`), with or without QKV bias, and optional
+/// per-head RMSNorm of queries and keys before RoPE (Qwen3).
 public struct SelfAttention: Sendable {
-    public let query: Linear
-    public let key: Linear
-    public let value: Linear
+    public struct Options: Sendable {
+        public var qkvBias = true
+        /// One `attn_qkv` matrix instead of `attn_q`, `attn_k`, `attn_v`.
+        public var fusedQKV = false
+        /// `attn_q_norm` / `attn_k_norm` RMSNorm over each head (epsilon of the model's norms).
+        public var queryKeyNorm = false
+        public init() {}
+    }
+
+    enum Projection: Sendable {
+        case separate(query: Linear, key: Linear, value: Linear)
+        case fused(Linear)
+    }
+
+    let projection: Projection
     public let output: Linear
+    public let queryNorm: RMSNorm?
+    public let keyNorm: RMSNorm?
     public let heads: Int
     public let kvHeads: Int
     public let headDim: Int
 
-    public init(_ store: WeightStore, _ prefix: String, config c: ModelConfig, qkvBias: Bool) throws {
+    public init(_ store: WeightStore, _ prefix: String, config c: ModelConfig, options o: Options) throws {
         heads = c.headCount
         kvHeads = c.kvHeadCount
         headDim = c.headDim
-        query = try Linear(store, prefix + ".attn_q", inputs: c.hiddenSize, outputs: heads * headDim, bias: qkvBias)
-        key = try Linear(store, prefix + ".attn_k", inputs: c.hiddenSize, outputs: kvHeads * headDim, bias: qkvBias)
-        value = try Linear(store, prefix + ".attn_v", inputs: c.hiddenSize, outputs: kvHeads * headDim, bias: qkvBias)
-        output = try Linear(store, prefix + ".attn_output", inputs: heads * headDim, outputs: c.hiddenSize, bias: false)
+        let qRows = heads * headDim, kvRows = kvHeads * headDim
+        if o.fusedQKV {
+            projection = .fused(try Linear(store, prefix + ".attn_qkv", inputs: c.hiddenSize, outputs: qRows + 2 * kvRows, bias: o.qkvBias))
+        } else {
+            projection = .separate(
+                query: try Linear(store, prefix + ".attn_q", inputs: c.hiddenSize, outputs: qRows, bias: o.qkvBias),
+                key: try Linear(store, prefix + ".attn_k", inputs: c.hiddenSize, outputs: kvRows, bias: o.qkvBias),
+                value: try Linear(store, prefix + ".attn_v", inputs: c.hiddenSize, outputs: kvRows, bias: o.qkvBias))
+        }
+        output = try Linear(store, prefix + ".attn_output", inputs: qRows, outputs: c.hiddenSize, bias: false)
+        queryNorm = o.queryKeyNorm ? try RMSNorm(store, prefix + ".attn_q_norm.weight", count: headDim, eps: c.rmsNormEps) : nil
+        keyNorm = o.queryKeyNorm ? try RMSNorm(store, prefix + ".attn_k_norm.weight", count: headDim, eps: c.rmsNormEps) : nil
     }
 
     /// x: [tokens][hidden] at positions start..<start+tokens → y: [tokens][hidden]. `ws.ropeCos/ropeSin` hold the angles.
     public func callAsFunction(_ x: UnsafePointer<Float>, tokens: Int, start: Int, layer: Int, cache: KVCache,
                                rope: RotaryEmbedding, into y: UnsafeMutablePointer<Float>, _ ws: Workspace) {
-        query(x, tokens: tokens, into: ws.q.pointer, ws)
-        key(x, tokens: tokens, into: ws.k.pointer, ws)
-        value(x, tokens: tokens, into: ws.v.pointer, ws)
+        let qRow = heads * headDim, kvRow = kvHeads * headDim
+        switch projection {
+        case let .separate(query, key, value):
+            query(x, tokens: tokens, into: ws.q.pointer, ws)
+            key(x, tokens: tokens, into: ws.k.pointer, ws)
+            value(x, tokens: tokens, into: ws.v.pointer, ws)
+        case let .fused(qkv):
+            qkv(x, tokens: tokens, into: ws.qkv.pointer, ws)
+            let row = qRow + 2 * kvRow
+            for t in 0 ..< tokens {
+                let src = ws.qkv.pointer + t * row
+                (ws.q.pointer + t * qRow).update(from: src, count: qRow)
+                (ws.k.pointer + t * kvRow).update(from: src + qRow, count: kvRow)
+                (ws.v.pointer + t * kvRow).update(from: src + qRow + kvRow, count: kvRow)
+            }
+        }
+        if let queryNorm, let keyNorm {
+            queryNorm(ws.q.pointer, rows: tokens * heads, into: ws.q.pointer)
+            keyNorm(ws.k.pointer, rows: tokens * kvHeads, into: ws.k.pointer)
+        }
         let half = headDim / 2
         for t in 0 ..< tokens {
             let c = ws.ropeCos.pointer + t * half, s = ws.ropeSin.pointer + t * half
-            rope.apply(ws.q.pointer + t * heads * headDim, heads: heads, cos: c, sin: s)
-            rope.apply(ws.k.pointer + t * kvHeads * headDim, heads: kvHeads, cos: c, sin: s)
+            rope.apply(ws.q.pointer + t * qRow, heads: heads, cos: c, sin: s)
+            rope.apply(ws.k.pointer + t * kvRow, heads: kvHeads, cos: c, sin: s)
         }
         cache.store(layer: layer, start: start, count: tokens, keys: ws.k.pointer, values: ws.v.pointer)
         Attention.causal(cache: cache, layer: layer, queries: ws.q.pointer, heads: heads, start: start, tokens: tokens,

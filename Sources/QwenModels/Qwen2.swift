@@ -35,7 +35,7 @@ public final class Qwen2Model: LanguageModel {
             let p = "blk.\(i)"
             return Block(
                 attentionNorm: try RMSNorm(store, p + ".attn_norm.weight", count: c.hiddenSize, eps: c.rmsNormEps),
-                attention: try SelfAttention(store, p, config: c, qkvBias: true),
+                attention: try SelfAttention(store, p, config: c, options: SelfAttention.Options()),
                 feedForwardNorm: try RMSNorm(store, p + ".ffn_norm.weight", count: c.hiddenSize, eps: c.rmsNormEps),
                 feedForward: try SwiGLU(store, p, hidden: c.hiddenSize, inner: c.feedForwardSize))
         }

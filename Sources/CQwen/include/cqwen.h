@@ -760,4 +760,9 @@ static inline cq_group_fn cq_group_kernel(int type, int T) {
 
 #endif /* AVX2 */
 
+// ARM64: the NEON (dot-product) twins of the row kernels, named with a `_neon` suffix.
+#if defined(__aarch64__)
+#include "cqwen_neon.h"
+#endif
+
 #endif /* CQWEN_H */
