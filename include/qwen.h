@@ -139,8 +139,11 @@ typedef struct {
     float top_p;           /* 1 = off. Default 0.95 */
     float min_p;           /* 0 = off. Default 0.05 */
     float repeat_penalty;  /* 1 = off (default) */
-    int32_t penalty_last_n;/* tokens the penalty looks back over. Default 64 */
+    int32_t penalty_last_n;/* tokens the penalties look back over. Default 64 */
     uint64_t seed;         /* UINT64_MAX (default) = random */
+    float typical_p;       /* locally typical sampling, 1 = off (default) */
+    float presence_penalty;  /* subtracted once from tokens seen in the window, 0 = off (default) */
+    float frequency_penalty; /* subtracted per occurrence in the window, 0 = off (default) */
 } qwen_sampling_params;
 
 qwen_sampling_params qwen_sampling_default_params(void);
@@ -156,6 +159,12 @@ typedef int (*qwen_token_callback)(int32_t token, const char *piece, void *user_
  * QWEN_ERR_CONTEXT_FULL if the context fills up (tokens so far were delivered), QWEN_ERR_CANCELLED. */
 int qwen_generate(qwen_context *ctx, const qwen_sampling_params *sp, int32_t max_tokens, qwen_token_callback cb,
                   void *user_data);
+
+/* As qwen_generate, and stops when the generated text reaches one of the n_stop NUL-terminated stop
+ * strings (which may span tokens): the stop string and what follows are not delivered. Text that could be
+ * the beginning of a stop string is held back until it is known not to be. stop may be NULL if n_stop is 0. */
+int qwen_generate_ex(qwen_context *ctx, const qwen_sampling_params *sp, int32_t max_tokens, const char *const *stop,
+                     int32_t n_stop, qwen_token_callback cb, void *user_data);
 
 /* ---- Chat ---- */
 

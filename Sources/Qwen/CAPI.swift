@@ -327,14 +327,28 @@ public func qwenContextCancel(_ ctx: OpaquePointer?) -> Int32 {
 public func qwenSamplingDefaultParams() -> qwen_sampling_params {
     let d = SamplingParams()
     return qwen_sampling_params(temperature: d.temperature, top_k: Int32(d.topK), top_p: d.topP, min_p: d.minP,
-                                repeat_penalty: d.repeatPenalty, penalty_last_n: Int32(d.penaltyLastN), seed: d.seed)
+                                repeat_penalty: d.repeatPenalty, penalty_last_n: Int32(d.penaltyLastN), seed: d.seed,
+                                typical_p: d.typicalP, presence_penalty: d.presencePenalty, frequency_penalty: d.frequencyPenalty)
 }
 
 @_cdecl("qwen_generate")
 public func qwenGenerate(_ ctx: OpaquePointer?, _ sp: UnsafePointer<qwen_sampling_params>?, _ maxTokens: Int32,
                          _ callback: qwen_token_callback?, _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    qwenGenerateEx(ctx, sp, maxTokens, nil, 0, callback, userData)
+}
+
+@_cdecl("qwen_generate_ex")
+public func qwenGenerateEx(_ ctx: OpaquePointer?, _ sp: UnsafePointer<qwen_sampling_params>?, _ maxTokens: Int32,
+                           _ stop: UnsafePointer<UnsafePointer<CChar>?>?, _ nStop: Int32,
+                           _ callback: qwen_token_callback?, _ userData: UnsafeMutableRawPointer?) -> Int32 {
     guarded {
         let c = try context(ctx, "qwen_generate")
+        guard nStop >= 0, nStop <= 1024 else { throw QwenError.invalidArgument("qwen_generate_ex: n_stop must be in 0...1024") }
+        guard stop != nil || nStop == 0 else { throw QwenError.invalidArgument("qwen_generate_ex: stop is NULL") }
+        let stops = try (0 ..< Int(nStop)).map { i -> String in
+            guard let s = stop![i] else { throw QwenError.invalidArgument("qwen_generate_ex: stop string \(i) is NULL") }
+            return String(cString: s)
+        }
         let s = sp?.pointee ?? qwenSamplingDefaultParams()
         var params = SamplingParams()
         params.temperature = s.temperature
@@ -344,7 +358,10 @@ public func qwenGenerate(_ ctx: OpaquePointer?, _ sp: UnsafePointer<qwen_samplin
         params.repeatPenalty = s.repeat_penalty
         params.penaltyLastN = Int(s.penalty_last_n)
         params.seed = s.seed
-        let n = try c.generate(sampling: params, maxTokens: Int(maxTokens)) { token, piece in
+        params.typicalP = s.typical_p
+        params.presencePenalty = s.presence_penalty
+        params.frequencyPenalty = s.frequency_penalty
+        let result = try c.generate(sampling: params, maxTokens: Int(maxTokens), stop: stops) { token, piece in
             guard let callback else { return false }
             var text = piece
             text.append(0)
@@ -352,7 +369,7 @@ public func qwenGenerate(_ ctx: OpaquePointer?, _ sp: UnsafePointer<qwen_samplin
                 buf.baseAddress!.withMemoryRebound(to: CChar.self, capacity: text.count) { callback(token, $0, userData) != 0 }
             }
         }
-        return Int32(n)
+        return Int32(result.tokens)
     }
 }
 

@@ -148,23 +148,35 @@ public final class Context: @unchecked Sendable {
         try evalReusingPrefix(model.tokenizer.encode(text, parseSpecial: true))
     }
 
+    /// Why generation ended.
+    public enum StopReason: Sendable, Equatable {
+        case endOfGeneration, maxTokens, stopString, callback
+    }
+
     /// Samples up to `maxTokens` tokens, evaluating each. `onToken` gets every token with the bytes now
-    /// complete as UTF-8 (partial characters are held back until complete); returning true stops.
-    /// Stops before an end-of-generation token (not evaluated, not reported). Returns the tokens generated.
+    /// complete as UTF-8 (partial characters and possible beginnings of a stop string are held back; token
+    /// -1 delivers what is left at the end); returning true stops. Ends before an end-of-generation token
+    /// (not evaluated, not reported), or when the text reaches one of `stop` (the stop string and what follows
+    /// it are not delivered; the token completing it is not evaluated).
     @discardableResult
-    public func generate(sampling: SamplingParams = SamplingParams(), maxTokens: Int,
-                         onToken: (Int32, [UInt8]) -> Bool) throws -> Int {
+    public func generate(sampling: SamplingParams = SamplingParams(), maxTokens: Int, stop: [String] = [],
+                         onToken: (Int32, [UInt8]) -> Bool) throws -> (tokens: Int, reason: StopReason) {
         try sampling.validate()
         guard maxTokens >= 0 else { throw QwenError.invalidArgument("max_tokens must not be negative") }
         guard hasLogits else { throw QwenError.invalidArgument("nothing to continue from: evaluate a prompt first") }
+        let stops = stop.map { Array($0.utf8) }.filter { !$0.isEmpty }
         let tokenizer = model.tokenizer
         let sampler = Sampler(params: sampling, vocabularySize: vocabularySize)
         var stream = UTF8Stream()
+        var held: [UInt8] = []  // complete text not delivered yet: it may begin a stop string
         var generated = 0
-        // whatever ends generation, held-back bytes are delivered
+        var reason = StopReason.maxTokens
+        // whatever ends generation (an error included), what is held back is delivered, unless cut by a stop string
         defer {
-            let rest = stream.flush()
-            if !rest.isEmpty { _ = onToken(-1, rest) }
+            if reason != .stopString {
+                let rest = held + stream.flush()
+                if !rest.isEmpty { _ = onToken(-1, rest) }
+            }
         }
         while generated < maxTokens {
             if takeCancellation() { throw QwenError(.cancelled, "generation cancelled") }
@@ -172,14 +184,56 @@ public final class Context: @unchecked Sendable {
                 throw QwenError(.contextFull, "context full after \(generated) generated tokens (n_ctx \(capacity))")
             }
             let token = sampler.sample(logits.pointer, count: vocabularySize, history: tokens[...])
-            if tokenizer.endOfGenerationIDs.contains(token) { break }
-            let piece = stream.push(tokenizer.pieceBytes(token))
+            if tokenizer.endOfGenerationIDs.contains(token) {
+                reason = .endOfGeneration
+                break
+            }
             generated += 1
-            let stop = onToken(token, piece)
+            held += stream.push(tokenizer.pieceBytes(token))
+            if let match = Self.firstMatch(of: stops, in: held) {
+                let piece = Array(held[..<match])
+                held.removeAll()
+                reason = .stopString
+                _ = onToken(token, piece)
+                break
+            }
+            let keep = Self.longestStopPrefix(stops, endingAt: held)
+            let piece = Array(held[..<(held.count - keep)])
+            held.removeFirst(held.count - keep)
+            let stopRequested = onToken(token, piece)
             try eval([token])
-            if stop { break }
+            if stopRequested {
+                reason = .callback
+                break
+            }
         }
-        return generated
+        return (generated, reason)
+    }
+
+    /// Start of the earliest occurrence of any stop string in `text`.
+    public static func firstMatch(of stops: [[UInt8]], in text: [UInt8]) -> Int? {
+        guard !stops.isEmpty else { return nil }
+        var best: Int?
+        for s in stops where s.count <= text.count {
+            for start in 0 ... text.count - s.count where text[start ..< start + s.count].elementsEqual(s) {
+                if best.map({ start < $0 }) ?? true { best = start }
+                break
+            }
+        }
+        return best
+    }
+
+    /// Length of the longest tail of `text` that is a proper beginning of some stop string.
+    public static func longestStopPrefix(_ stops: [[UInt8]], endingAt text: [UInt8]) -> Int {
+        var longest = 0
+        for s in stops {
+            for n in stride(from: min(s.count - 1, text.count), to: longest, by: -1)
+            where text[(text.count - n)...].elementsEqual(s[..<n]) {
+                longest = n
+                break
+            }
+        }
+        return longest
     }
 }
 

@@ -17,7 +17,13 @@ public struct SamplingParams: Sendable {
     /// Penalty for tokens among the last `penaltyLastN` of the context (1 = off), as llama.cpp and
     /// transformers apply it: positive logits divided, negative multiplied.
     public var repeatPenalty: Float = 1.0
+    /// OpenAI-style penalties over the same window: logit -= frequency · count + presence · (count > 0).
+    public var presencePenalty: Float = 0
+    public var frequencyPenalty: Float = 0
     public var penaltyLastN = 64
+    /// Locally typical sampling: keep the tokens whose surprise is closest to the entropy until their
+    /// probability reaches p (1 = off).
+    public var typicalP: Float = 1
     /// RNG seed; `randomSeed` picks one from the system.
     public var seed: UInt64 = SamplingParams.randomSeed
 
@@ -32,11 +38,13 @@ public struct SamplingParams: Sendable {
     }
 
     func validate() throws {
-        guard temperature.isFinite, topP.isFinite, minP.isFinite, repeatPenalty.isFinite else {
+        guard [temperature, topP, minP, repeatPenalty, presencePenalty, frequencyPenalty, typicalP].allSatisfy(\.isFinite) else {
             throw QwenError.invalidArgument("sampling parameters must be finite numbers")
         }
-        guard topK >= 0, topP >= 0, topP <= 1, minP >= 0, minP <= 1, repeatPenalty > 0, penaltyLastN >= 0 else {
-            throw QwenError.invalidArgument("sampling parameters out of range (top_k >= 0, 0 <= top_p <= 1, 0 <= min_p <= 1, repeat_penalty > 0)")
+        guard topK >= 0, topP >= 0, topP <= 1, minP >= 0, minP <= 1, repeatPenalty > 0, penaltyLastN >= 0,
+              typicalP > 0, typicalP <= 1 else {
+            throw QwenError.invalidArgument(
+                "sampling parameters out of range (top_k >= 0, 0 <= top_p <= 1, 0 <= min_p <= 1, repeat_penalty > 0, 0 < typical_p <= 1)")
         }
     }
 }
@@ -85,13 +93,17 @@ struct RandomGenerator {
     }
 }
 
-/// Picks the next token from logits. Order as in transformers: repetition penalty, temperature,
-/// top-k, top-p, min-p, then a draw. Buffers are allocated once, for the vocabulary size.
+/// Picks the next token from logits. Order as in transformers: repetition, presence and frequency
+/// penalties, temperature, top-k, top-p, min-p, typical-p, then a draw. Buffers are allocated once, for
+/// the vocabulary size.
 final class Sampler {
     private var rng: RandomGenerator
     private let params: SamplingParams
     private var candidates: [(id: Int32, value: Float)]
     private var logits: [Float]
+    /// Occurrences of each token in the penalty window (reset after use), and which entries are set.
+    private var counts: [Int32]
+    private var counted: [Int32] = []
 
     init(params: SamplingParams, vocabularySize: Int) {
         self.params = params
@@ -99,16 +111,26 @@ final class Sampler {
         candidates = []
         candidates.reserveCapacity(vocabularySize)
         logits = [Float](repeating: 0, count: vocabularySize)
+        counts = [Int32](repeating: 0, count: vocabularySize)
+        counted.reserveCapacity(params.penaltyLastN)
     }
 
     func sample(_ input: UnsafePointer<Float>, count n: Int, history: ArraySlice<Int32>) -> Int32 {
         for i in 0 ..< n { logits[i] = input[i] }
-        if params.repeatPenalty != 1 {
-            var seen = Set<Int32>()
-            for t in history.suffix(params.penaltyLastN) where t >= 0 && Int(t) < n && seen.insert(t).inserted {
-                let v = logits[Int(t)]
-                logits[Int(t)] = v > 0 ? v / params.repeatPenalty : v * params.repeatPenalty
+        if params.repeatPenalty != 1 || params.presencePenalty != 0 || params.frequencyPenalty != 0 {
+            for t in history.suffix(params.penaltyLastN) where t >= 0 && Int(t) < n {
+                if counts[Int(t)] == 0 { counted.append(t) }
+                counts[Int(t)] += 1
             }
+            for t in counted {
+                let i = Int(t)
+                var v = logits[i]
+                if params.repeatPenalty != 1 { v = v > 0 ? v / params.repeatPenalty : v * params.repeatPenalty }
+                v -= params.frequencyPenalty * Float(counts[i]) + params.presencePenalty
+                logits[i] = v
+                counts[i] = 0
+            }
+            counted.removeAll(keepingCapacity: true)
         }
         if params.temperature <= 0 { return argmax(n) }
 
@@ -141,6 +163,7 @@ final class Sampler {
             while keep > 1, candidates[keep - 1].value < threshold { keep -= 1 }
             candidates.removeLast(candidates.count - keep)
         }
+        if params.typicalP < 1 { keepTypical() }
         var total: Double = 0
         for c in candidates { total += Double(c.value) }
         var r = rng.nextUnit() * total
@@ -149,6 +172,33 @@ final class Sampler {
             if r < 0 { return c.id }
         }
         return candidates[candidates.count - 1].id
+    }
+
+    /// Typical sampling over the current candidates (probabilities, best first): order by |surprise - entropy|,
+    /// keep the shortest such prefix whose mass reaches typical-p (at least one token), as transformers does.
+    private func keepTypical() {
+        var total: Double = 0
+        for c in candidates { total += Double(c.value) }
+        var entropy: Double = 0
+        for c in candidates where c.value > 0 {
+            let p = Double(c.value) / total
+            entropy -= p * log(p)
+        }
+        candidates.sort { a, b in
+            let sa = a.value > 0 ? abs(-log(Double(a.value) / total) - entropy) : .infinity
+            let sb = b.value > 0 ? abs(-log(Double(b.value) / total) - entropy) : .infinity
+            return sa < sb
+        }
+        var cumulative: Double = 0
+        var keep = candidates.count
+        for i in candidates.indices {
+            cumulative += Double(candidates[i].value) / total
+            if cumulative >= Double(params.typicalP) {
+                keep = i + 1
+                break
+            }
+        }
+        candidates.removeLast(candidates.count - max(1, keep))
     }
 
     /// Fills `candidates` with the top-k (or all) tokens by scaled logit, best first. Top-k keeps a

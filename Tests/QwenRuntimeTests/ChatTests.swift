@@ -115,7 +115,7 @@ struct PromptFixture {
         }
         #expect(e?.status == .cancelled)
         #expect(seen == 3)
-        #expect(try ctx.generate(sampling: .greedy, maxTokens: 2) { _, _ in false } == 2)
+        #expect(try ctx.generate(sampling: .greedy, maxTokens: 2) { _, _ in false }.tokens == 2)
     }
 }
 
@@ -155,6 +155,64 @@ struct PromptFixture {
             bad(&q)
             #expect((#expect(throws: QwenError.self) { try generateTokens(ctx, q, 1) })?.status == .invalidArgument)
         }
+    }
+
+    @Test func penaltiesAndTypicalSampling() throws {
+        let ctx = try context(try loadFixtureModel("qwen2-q8_0.gguf"))
+        for set in [{ (p: inout SamplingParams) in p.presencePenalty = 1e6 }, { $0.frequencyPenalty = 1e6 }] {
+            var p = SamplingParams.greedy
+            p.penaltyLastN = 1 << 20
+            set(&p)
+            let tokens = try generateTokens(ctx, p, 20)
+            #expect(Set(tokens).count == tokens.count)
+        }
+        // a tiny typical mass leaves one candidate: the draw no longer depends on the seed
+        var t = SamplingParams()
+        t.temperature = 1
+        t.topK = 0
+        t.topP = 1
+        t.minP = 0
+        t.typicalP = 1e-6
+        t.seed = 1
+        let a = try generateTokens(ctx, t, 12)
+        t.seed = 2
+        #expect(try generateTokens(ctx, t, 12) == a)
+        t.typicalP = 0
+        #expect((#expect(throws: QwenError.self) { try generateTokens(ctx, t, 1) })?.status == .invalidArgument)
+    }
+
+    @Test func stopStringsCutTheTextEvenAcrossTokens() throws {
+        let ctx = try context(try loadFixtureModel("qwen2-q8_0.gguf"))
+        let prompt = [ChatMessage(role: "user", content: "Tell me a story.")]
+        func run(_ stop: [String]) throws -> (text: [UInt8], pieces: [[UInt8]], reason: Context.StopReason) {
+            try ctx.evalChat(prompt, addGenerationPrompt: true)
+            var text: [UInt8] = [], pieces: [[UInt8]] = []
+            let r = try ctx.generate(sampling: .greedy, maxTokens: 40, stop: stop) { t, piece in
+                if t >= 0 { pieces.append(piece) }
+                text += piece
+                return false
+            }
+            return (text, pieces, r.reason)
+        }
+        let full = try run([])
+        #expect(full.reason == .maxTokens)
+        // a stop string made of the end of one token's text and the start of the next one
+        var boundary = 0, k = 0
+        while k < full.pieces.count - 2, full.pieces[k].count < 2 || full.pieces[k + 1].count < 2 {
+            boundary += full.pieces[k].count
+            k += 1
+        }
+        boundary += full.pieces[k].count
+        let stopBytes = Array(full.text[(boundary - 2) ..< (boundary + 2)])
+        let stop = String(decoding: stopBytes, as: UTF8.self)
+        guard Array(stop.utf8) == stopBytes else { Issue.record("boundary text is not valid UTF-8: pick another"); return }
+        print("stop string across tokens \(k) and \(k + 1): \(stopBytes)")
+        let cut = try run([stop, "never appears \u{1F600}"])
+        #expect(cut.reason == .stopString)
+        let first = Context.firstMatch(of: [stopBytes], in: full.text)!
+        #expect(cut.text == Array(full.text[..<first]))
+        #expect(Context.longestStopPrefix([Array("abc".utf8)], endingAt: Array("xxab".utf8)) == 2)
+        #expect(Context.longestStopPrefix([Array("abc".utf8)], endingAt: Array("xxac".utf8)) == 0)
     }
 
     @Test func utf8StreamHoldsBackPartialCharacters() {
