@@ -78,6 +78,18 @@ int32_t qwen_model_n_ctx_train(const qwen_model *model);
 /* 1 if token ends a generation (end-of-text, <|im_end|>), 0 if not, negative on error. */
 int qwen_token_is_eog(const qwen_model *model, int32_t token);
 
+typedef struct {
+    char architecture[32]; /* "qwen2", "qwen3", ... NUL-terminated */
+    char weight_type[16];  /* the file's quantization mix ("Q4_K_M", "Q8_0", ...), else the main weight type */
+    int64_t n_params;      /* elements of all tensors */
+    int64_t n_bytes;       /* bytes of all tensors */
+    int32_t n_ctx_train, n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim;
+    int32_t token_bos, token_eos, token_eot, token_pad; /* -1 if the model has none; eot = <|im_end|> */
+} qwen_model_details;
+
+/* Describes a model. */
+int qwen_model_info(const qwen_model *model, qwen_model_details *out);
+
 /* ---- Tokenizer ---- */
 
 /* Tokenizes text. parse_special != 0 turns special-token text such as "<|im_start|>" into those tokens.
@@ -126,6 +138,23 @@ int32_t qwen_context_n_past(const qwen_context *ctx);
 
 /* Capacity of the KV cache in tokens. -1 if the handle is invalid. */
 int32_t qwen_context_n_ctx(const qwen_context *ctx);
+
+/* Copies the logits of the last evaluated position (qwen_model_n_vocab floats) to out. Returns the count;
+ * BUFFER_TOO_SMALL if capacity is short; INVALID_ARGUMENT if nothing has been evaluated. */
+int qwen_context_logits(qwen_context *ctx, float *out, int32_t capacity);
+
+/* Copies the final hidden state (after the output norm; qwen_model_n_embd floats) of the last evaluated
+ * position, e.g. to embed or score text. Same rules as qwen_context_logits. */
+int qwen_context_embedding(qwen_context *ctx, float *out, int32_t capacity);
+
+/* Saving and restoring a context (tokens, KV cache, last logits), to resume a conversation or reuse a
+ * long system prompt. A state loads only into a context of a model with the same shape and KV cache type
+ * (INVALID_ARGUMENT otherwise, the context unchanged; CONTEXT_FULL if it holds more tokens than n_ctx). */
+int64_t qwen_context_state_size(const qwen_context *ctx); /* bytes qwen_context_state_save writes */
+int64_t qwen_context_state_save(qwen_context *ctx, void *buf, int64_t capacity); /* bytes written */
+int qwen_context_state_load(qwen_context *ctx, const void *buf, int64_t size);
+int qwen_context_state_save_file(qwen_context *ctx, const char *path);
+int qwen_context_state_load_file(qwen_context *ctx, const char *path);
 
 /* Makes the call running on ctx (or, if none, the next one) return QWEN_ERR_CANCELLED soon.
  * The only context function that may be called from another thread while ctx is in use. */

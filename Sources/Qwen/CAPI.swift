@@ -211,6 +211,41 @@ public func qwenTokenIsEog(_ p: OpaquePointer?, _ token: Int32) -> Int32 {
     guarded { try model(p, "qwen_token_is_eog").tokenizer.endOfGenerationIDs.contains(token) ? 1 : 0 }
 }
 
+/// Copies a string into a fixed C char array field, NUL-terminated and truncated to fit.
+func copyString<T>(_ s: String, into field: inout T) {
+    withUnsafeMutableBytes(of: &field) { raw in
+        let bytes = Array(s.utf8.prefix(raw.count - 1))
+        raw.copyBytes(from: bytes + [0])
+    }
+}
+
+@_cdecl("qwen_model_info")
+public func qwenModelInfo(_ p: OpaquePointer?, _ out: UnsafeMutablePointer<qwen_model_details>?) -> Int32 {
+    guarded {
+        let m = try model(p, "qwen_model_info")
+        guard let out else { throw QwenError.invalidArgument("qwen_model_info: out is NULL") }
+        var d = qwen_model_details()
+        let c = m.config, tok = m.tokenizer
+        copyString(c.architecture, into: &d.architecture)
+        copyString(m.weightTypeName, into: &d.weight_type)
+        d.n_params = Int64(m.parameterCount)
+        d.n_bytes = Int64(m.weightBytes)
+        d.n_ctx_train = Int32(clamping: c.contextLength)
+        d.n_vocab = Int32(m.languageModel.vocabularySize)
+        d.n_embd = Int32(c.hiddenSize)
+        d.n_layer = Int32(c.layerCount)
+        d.n_head = Int32(c.headCount)
+        d.n_head_kv = Int32(c.kvHeadCount)
+        d.head_dim = Int32(c.headDim)
+        d.token_bos = tok.bosID ?? -1
+        d.token_eos = tok.eosID ?? -1
+        d.token_eot = tok.tokenID("<|im_end|>") ?? -1
+        d.token_pad = tok.padID ?? -1
+        out.pointee = d
+        return 0
+    }
+}
+
 // MARK: Tokenizer
 
 @_cdecl("qwen_tokenize")
@@ -311,6 +346,71 @@ public func qwenContextNPast(_ ctx: OpaquePointer?) -> Int32 {
 @_cdecl("qwen_context_n_ctx")
 public func qwenContextNCtx(_ ctx: OpaquePointer?) -> Int32 {
     guarded { Int32(try context(ctx, "qwen_context_n_ctx").capacity) }
+}
+
+func copyFloats(_ values: UnsafeBufferPointer<Float>?, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int32,
+                _ function: String) throws -> Int32 {
+    guard let values else { throw QwenError.invalidArgument("\(function): nothing has been evaluated") }
+    guard let out else { throw QwenError.invalidArgument("\(function): out is NULL") }
+    guard Int(capacity) >= values.count else {
+        throw QwenError(.bufferTooSmall, "\(function): \(values.count) floats needed, capacity is \(capacity)")
+    }
+    out.update(from: values.baseAddress!, count: values.count)
+    return Int32(values.count)
+}
+
+@_cdecl("qwen_context_logits")
+public func qwenContextLogits(_ ctx: OpaquePointer?, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int32) -> Int32 {
+    guarded { try copyFloats(try context(ctx, "qwen_context_logits").lastLogits, out, capacity, "qwen_context_logits") }
+}
+
+@_cdecl("qwen_context_embedding")
+public func qwenContextEmbedding(_ ctx: OpaquePointer?, _ out: UnsafeMutablePointer<Float>?, _ capacity: Int32) -> Int32 {
+    guarded { try copyFloats(try context(ctx, "qwen_context_embedding").lastHidden, out, capacity, "qwen_context_embedding") }
+}
+
+@_cdecl("qwen_context_state_size")
+public func qwenContextStateSize(_ ctx: OpaquePointer?) -> Int64 {
+    do { return Int64(try context(ctx, "qwen_context_state_size").stateSize) } catch { return Int64(fail(error)) }
+}
+
+@_cdecl("qwen_context_state_save")
+public func qwenContextStateSave(_ ctx: OpaquePointer?, _ buf: UnsafeMutableRawPointer?, _ capacity: Int64) -> Int64 {
+    do {
+        let c = try context(ctx, "qwen_context_state_save")
+        guard let buf, capacity >= 0 else { throw QwenError.invalidArgument("qwen_context_state_save: buf is NULL or capacity negative") }
+        return Int64(try c.saveState(into: UnsafeMutableRawBufferPointer(start: buf, count: Int(capacity))))
+    } catch { return Int64(fail(error)) }
+}
+
+@_cdecl("qwen_context_state_load")
+public func qwenContextStateLoad(_ ctx: OpaquePointer?, _ buf: UnsafeRawPointer?, _ size: Int64) -> Int32 {
+    guarded {
+        let c = try context(ctx, "qwen_context_state_load")
+        guard let buf, size >= 0 else { throw QwenError.invalidArgument("qwen_context_state_load: buf is NULL or size negative") }
+        try c.loadState(UnsafeRawBufferPointer(start: buf, count: Int(size)))
+        return 0
+    }
+}
+
+@_cdecl("qwen_context_state_save_file")
+public func qwenContextStateSaveFile(_ ctx: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> Int32 {
+    guarded {
+        let c = try context(ctx, "qwen_context_state_save_file")
+        guard let path else { throw QwenError.invalidArgument("qwen_context_state_save_file: path is NULL") }
+        try c.saveState(toFile: String(cString: path))
+        return 0
+    }
+}
+
+@_cdecl("qwen_context_state_load_file")
+public func qwenContextStateLoadFile(_ ctx: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> Int32 {
+    guarded {
+        let c = try context(ctx, "qwen_context_state_load_file")
+        guard let path else { throw QwenError.invalidArgument("qwen_context_state_load_file: path is NULL") }
+        try c.loadState(fromFile: String(cString: path))
+        return 0
+    }
 }
 
 @_cdecl("qwen_context_cancel")

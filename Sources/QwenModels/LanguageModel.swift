@@ -9,7 +9,8 @@ public protocol LanguageModel: AnyObject, Sendable {
 
     /// Evaluates `tokens` at positions start..<start+tokens.count (≤ workspace.batch), appending their keys and
     /// values to `cache`. Writes logits of the last token to `logits` (vocabularySize floats), or of every
-    /// token ([count][vocabularySize]) when `allLogits`, if `logits` is non-nil.
+    /// token ([count][vocabularySize]) when `allLogits`, if `logits` is non-nil; then `workspace.normed` holds
+    /// the final-normed hidden rows those logits came from (row 0 = the first such position).
     func forward(tokens: UnsafeBufferPointer<Int32>, start: Int, cache: KVCache, workspace: Workspace,
                  logits: UnsafeMutablePointer<Float>?, allLogits: Bool) throws
 }
@@ -34,6 +35,8 @@ public final class Workspace: @unchecked Sendable {
     public let ropeCos: AlignedBuffer<Float>
     public let ropeSin: AlignedBuffer<Float>
     public let quantized: AlignedBuffer<UInt8>
+    /// Routing and gathered rows of the sparse feed-forward (MoE models only).
+    public let moe: MoEScratch?
 
     public init(config c: ModelConfig, batch: Int, capacity: Int, pool: ThreadPool?) throws {
         self.batch = batch
@@ -47,12 +50,15 @@ public final class Workspace: @unchecked Sendable {
         v = try AlignedBuffer(count: batch * c.kvHeadCount * c.headDim, what: "values")
         qkv = try AlignedBuffer(count: batch * (c.headCount + 2 * c.kvHeadCount) * c.headDim, what: "fused QKV")
         attention = try AlignedBuffer(count: batch * c.headCount * c.headDim, what: "attention output")
-        gate = try AlignedBuffer(count: batch * c.feedForwardSize, what: "feed-forward activations")
-        up = try AlignedBuffer(count: batch * c.feedForwardSize, what: "feed-forward activations")
+        // the widest SwiGLU: dense, expert or shared expert
+        let inner = max(c.feedForwardSize, c.experts?.feedForwardSize ?? 0, c.experts?.sharedFeedForwardSize ?? 0)
+        gate = try AlignedBuffer(count: batch * inner, what: "feed-forward activations")
+        up = try AlignedBuffer(count: batch * inner, what: "feed-forward activations")
         scores = try AlignedBuffer(count: threads * Attention.scratchFloats(capacity: capacity, headDim: c.headDim), what: "attention scores")
         ropeCos = try AlignedBuffer(count: batch * c.headDim / 2, what: "rope table")
         ropeSin = try AlignedBuffer(count: batch * c.headDim / 2, what: "rope table")
-        let widest = max(c.hiddenSize, c.feedForwardSize, c.headCount * c.headDim)
+        let widest = max(c.hiddenSize, inner, c.headCount * c.headDim)
         quantized = try AlignedBuffer(count: batch * ActivationFormat.largestRowBytes(columns: widest), what: "quantized activations")
+        moe = try c.experts.map { try MoEScratch(experts: $0, hidden: c.hiddenSize, batch: batch) }
     }
 }

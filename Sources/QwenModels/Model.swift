@@ -23,11 +23,21 @@ public final class Model: @unchecked Sendable {
     public var chatTemplate: String? { tokenizer.chatTemplate }
     public var config: ModelConfig { languageModel.config }
 
-    init(languageModel: any LanguageModel, tokenizer: Tokenizer, options: ModelOptions, path: String) {
+    /// Parameters (elements of every tensor) and bytes of every tensor.
+    public let parameterCount: Int
+    public let weightBytes: Int
+    /// What the weights are stored as: the file's quantization mix when it names one ("Q4_K_M"),
+    /// else the type holding the most weight bytes ("BF16").
+    public let weightTypeName: String
+
+    init(languageModel: any LanguageModel, tokenizer: Tokenizer, options: ModelOptions, path: String, weights: WeightStore) {
         self.languageModel = languageModel
         self.tokenizer = tokenizer
         self.options = options
         self.path = path
+        parameterCount = weights.parameterCount
+        weightBytes = weights.byteCount
+        weightTypeName = weights.fileTypeName ?? weights.dominantWeightType?.name ?? ""
     }
 
     /// Loads a GGUF file or a Hugging Face folder (config.json + safetensors + tokenizer.json).
@@ -47,7 +57,7 @@ public final class Model: @unchecked Sendable {
         let weights = WeightStore(gguf: gguf)
         weights.loadPool = loadPool(options)
         let lm = try makeLanguageModel(config: config, weights: weights)
-        return Model(languageModel: lm, tokenizer: tokenizer, options: options, path: path)
+        return Model(languageModel: lm, tokenizer: tokenizer, options: options, path: path, weights: weights)
     }
 
     static func loadHuggingFace(folder: String, options: ModelOptions) throws -> Model {
@@ -59,7 +69,7 @@ public final class Model: @unchecked Sendable {
         let weights = try WeightStore(huggingFaceFolder: folder, map: options.useMmap)
         weights.loadPool = loadPool(options)
         let lm = try makeLanguageModel(config: config, weights: weights)
-        return Model(languageModel: lm, tokenizer: tokenizer, options: options, path: folder)
+        return Model(languageModel: lm, tokenizer: tokenizer, options: options, path: folder, weights: weights)
     }
 
     /// A pool for load-time work (repacking weights), released when loading ends.
@@ -71,6 +81,9 @@ public final class Model: @unchecked Sendable {
     static func makeLanguageModel(config: ModelConfig, weights: WeightStore) throws -> any LanguageModel {
         switch config.architecture {
         case "qwen2": return try Qwen2Model(config: config, weights: weights)
+        case "qwen3": return try Qwen3Model(config: config, weights: weights)
+        case "qwen3moe": return try Qwen3MoEModel(config: config, weights: weights)
+        case "qwen2moe": return try Qwen2MoEModel(config: config, weights: weights)
         default: throw QwenError.unsupported("architecture '\(config.architecture)' is not supported")
         }
     }

@@ -18,7 +18,15 @@ public struct ModelConfig: Sendable, Equatable {
     /// (nil: decided by the file); Hugging Face configs say it with `tie_word_embeddings` (default false).
     public var tiedEmbeddings: Bool?
 
-    public static let supportedArchitectures: Set<String> = ["qwen2"]
+    // MARK: Qwen3 and mixture-of-experts fields (qwen3, qwen3moe, qwen2moe)
+
+    /// Biases on the q/k/v projections (HF `qkv_bias` for Qwen2-MoE, `attention_bias` for Qwen3);
+    /// nil: decided by the file (a GGUF has `attn_q.bias` or not). Qwen2 always has them.
+    public var attentionBias: Bool? = nil
+    /// Sparse feed-forward settings; nil for dense models.
+    public var experts: ExpertConfig? = nil
+
+    public static let supportedArchitectures: Set<String> = ["qwen2", "qwen3", "qwen3moe", "qwen2moe"]
 
     func validate() throws {
         let dims = [hiddenSize, layerCount, headCount, kvHeadCount, headDim, feedForwardSize]
@@ -30,6 +38,13 @@ public struct ModelConfig: Sendable, Equatable {
         }
         guard headDim % 2 == 0 else { throw QwenError.format("head dimension \(headDim) is odd") }
         guard ropeTheta > 0, rmsNormEps > 0, rmsNormEps < 1 else { throw QwenError.format("invalid rope theta or norm epsilon") }
+        if let e = experts {
+            guard e.count > 0, e.count <= 1 << 16, e.used > 0, e.used <= e.count, e.feedForwardSize > 0,
+                  e.feedForwardSize <= 1 << 20, e.sharedFeedForwardSize >= 0, e.sharedFeedForwardSize <= 1 << 20 else {
+                throw QwenError.format("invalid expert settings: \(e.used) of \(e.count) experts, expert feed-forward " +
+                                       "\(e.feedForwardSize), shared \(e.sharedFeedForwardSize)")
+            }
+        }
     }
 
     /// Reads the `ARCH.*` keys llama.cpp's converter writes.
@@ -55,6 +70,20 @@ public struct ModelConfig: Sendable, Equatable {
         rmsNormEps = Float(gguf["\(arch).attention.layer_norm_rms_epsilon"]?.double ?? 1e-6)
         contextLength = gguf["\(arch).context_length"]?.int ?? 32_768
         tiedEmbeddings = nil
+        if arch == "qwen3moe" || arch == "qwen2moe" {
+            // as llama.cpp: Qwen3-MoE renormalizes the top-k probabilities, Qwen2-MoE does not (GGUF has no key
+            // for it); every layer is sparse unless its tensors say otherwise (see DecoderModel)
+            let used = try int("expert_used_count")
+            guard gguf["\(arch).expert_feed_forward_length"].map({ $0.int != nil }) ?? true else {
+                throw QwenError.unsupported("per-layer expert feed-forward lengths are not supported")
+            }
+            experts = ExpertConfig(
+                count: try int("expert_count"), used: used,
+                feedForwardSize: gguf["\(arch).expert_feed_forward_length"]?.int ?? feedForwardSize / max(used, 1),
+                sharedFeedForwardSize: arch == "qwen2moe"
+                    ? gguf["\(arch).expert_shared_feed_forward_length"]?.int ?? feedForwardSize : 0,
+                normalizeTopK: arch == "qwen3moe", sparseLayers: nil)
+        }
         try validate()
     }
 
@@ -62,9 +91,10 @@ public struct ModelConfig: Sendable, Equatable {
     /// `rope_scaling` at top level) or transformers 5.x's (`rope_parameters`, text under `text_config`).
     public init(huggingFace config: JSON) throws {
         let modelType = config["model_type"]?.string ?? ""
-        let architectureByType = ["qwen2": "qwen2"]
+        let architectureByType = ["qwen2": "qwen2", "qwen3": "qwen3", "qwen3_moe": "qwen3moe", "qwen2_moe": "qwen2moe"]
         guard let arch = architectureByType[modelType] else {
-            throw QwenError.unsupported("model_type '\(modelType)' is not supported (supported: qwen2)")
+            throw QwenError.unsupported("model_type '\(modelType)' is not supported (supported: " +
+                                        "\(architectureByType.keys.sorted().joined(separator: ", ")))")
         }
         let text = config["text_config"].flatMap { $0.object == nil ? nil : $0 } ?? config
         func int(_ key: String) throws -> Int {
@@ -96,6 +126,72 @@ public struct ModelConfig: Sendable, Equatable {
                 throw QwenError.unsupported("RoPE scaling '\(type)' is not supported yet")
             }
         }
+        try parseQwen3AndExperts(modelType: modelType, text: text, config: config)
         try validate()
+    }
+
+    /// The Hugging Face keys of Qwen3 (`attention_bias`), Qwen2-MoE (`qkv_bias`) and the MoE models
+    /// (`num_experts` / v5 `num_local_experts`, `num_experts_per_tok`, `moe_intermediate_size`,
+    /// `shared_expert_intermediate_size`, `norm_topk_prob`, `decoder_sparse_step`, `mlp_only_layers`).
+    mutating func parseQwen3AndExperts(modelType: String, text: JSON, config: JSON) throws {
+        func value(_ key: String) -> JSON? {
+            guard let v = text[key] ?? config[key], !v.isNull else { return nil }
+            return v
+        }
+        func int(_ key: String) throws -> Int {
+            guard let v = value(key)?.int else { throw QwenError.format("config.json lacks \(key)") }
+            return v
+        }
+        switch modelType {
+        case "qwen3", "qwen3_moe":
+            // Qwen3's attention_bias also adds a bias to o_proj, which no released model has
+            if value("attention_bias")?.bool == true {
+                throw QwenError.unsupported("attention_bias: true is not supported for \(modelType)")
+            }
+            attentionBias = false
+        case "qwen2_moe":
+            attentionBias = value("qkv_bias")?.bool ?? true
+        default:
+            break
+        }
+        guard modelType == "qwen3_moe" || modelType == "qwen2_moe" else { return }
+        guard let count = value("num_experts")?.int ?? value("num_local_experts")?.int else {
+            throw QwenError.format("config.json lacks num_experts")
+        }
+        let step = value("decoder_sparse_step")?.int ?? 1
+        guard step > 0 else { throw QwenError.format("decoder_sparse_step must be positive") }
+        let denseOnly = Set((value("mlp_only_layers")?.array ?? []).compactMap(\.int))
+        experts = ExpertConfig(
+            count: count, used: try int("num_experts_per_tok"), feedForwardSize: try int("moe_intermediate_size"),
+            sharedFeedForwardSize: modelType == "qwen2_moe" ? try int("shared_expert_intermediate_size") : 0,
+            normalizeTopK: value("norm_topk_prob")?.bool ?? false,
+            sparseLayers: (0 ..< layerCount).map { !denseOnly.contains($0) && count > 0 && ($0 + 1) % step == 0 })
+    }
+}
+
+/// The sparse (mixture-of-experts) feed-forward of Qwen2-MoE and Qwen3-MoE: a router picks `used` of
+/// `count` experts per token from the softmax of its logits.
+public struct ExpertConfig: Sendable, Equatable {
+    public var count: Int
+    /// Experts per token (top-k).
+    public var used: Int
+    /// Inner size of each expert's SwiGLU.
+    public var feedForwardSize: Int
+    /// Inner size of the always-on shared expert with its sigmoid gate (Qwen2-MoE); 0 = none.
+    public var sharedFeedForwardSize: Int
+    /// Rescale the top-k probabilities to sum to 1 (HF `norm_topk_prob`).
+    public var normalizeTopK: Bool
+    /// Per layer: sparse (true) or a dense MLP of `feedForwardSize` (HF `decoder_sparse_step`, `mlp_only_layers`).
+    /// nil: decided by the file's tensors (a layer with `ffn_gate_inp` is sparse).
+    public var sparseLayers: [Bool]?
+
+    public init(count: Int, used: Int, feedForwardSize: Int, sharedFeedForwardSize: Int, normalizeTopK: Bool,
+                sparseLayers: [Bool]?) {
+        self.count = count
+        self.used = used
+        self.feedForwardSize = feedForwardSize
+        self.sharedFeedForwardSize = sharedFeedForwardSize
+        self.normalizeTopK = normalizeTopK
+        self.sparseLayers = sparseLayers
     }
 }

@@ -16,9 +16,13 @@ public final class WeightStore: @unchecked Sendable {
     /// Threads that repack weights while the model loads (nil: the loading thread alone).
     public var loadPool: ThreadPool?
 
+    /// The quantization mix the file was made with, as llama.cpp names it ("Q4_K_M"), if the file says.
+    public private(set) var fileTypeName: String?
+
     public init(gguf: GGUFFile) {
         source = gguf.file.path
         isHuggingFace = false
+        fileTypeName = gguf["general.file_type"]?.int.flatMap { Self.llamaFileTypes[$0] }
         for t in gguf.tensors { tensors[t.name] = t }
         owners = [gguf]
     }
@@ -79,6 +83,27 @@ public final class WeightStore: @unchecked Sendable {
 
     public var names: [String] { Array(tensors.keys) }
 
+    /// Elements of all tensors (the parameter count).
+    public var parameterCount: Int { tensors.values.reduce(0) { $0 + $1.elementCount } }
+
+    /// Bytes of all tensors.
+    public var byteCount: Int { tensors.values.reduce(0) { $0 + $1.byteCount } }
+
+    /// llama.cpp's `llama_ftype` names (general.file_type).
+    static let llamaFileTypes: [Int: String] = [
+        0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S",
+        12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K",
+        19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S", 22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL",
+        26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S", 29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16",
+    ]
+
+    /// The type holding the most bytes of 2-D weights (what a file is usually called by: "Q4_K", "F16", ...).
+    public var dominantWeightType: TensorType? {
+        var bytes: [TensorType: Int] = [:]
+        for t in tensors.values where t.shape.count >= 2 { bytes[t.type, default: 0] += t.byteCount }
+        return bytes.max { $0.value < $1.value }?.key
+    }
+
     /// Maps a Hugging Face tensor name to the GGUF name llama.cpp's converter gives it, nil for tensors we
     /// do not use. Multimodal wrappers ("model.language_model.", "language_model.model.") are stripped.
     public static func ggufName(huggingFace name: String) -> String? {
@@ -92,6 +117,7 @@ public final class WeightStore: @unchecked Sendable {
         let rest = n.dropFirst("layers.".count)
         guard let dot = rest.firstIndex(of: "."), let layer = Int(rest[..<dot]) else { return nil }
         let suffix = rest[rest.index(after: dot)...]
+        if let expert = expertName(huggingFace: suffix) { return "blk.\(layer).\(expert)" }
         guard let mapped = layerNames.first(where: { $0.hf == suffix }) else { return nil }
         return "blk.\(layer).\(mapped.gguf)"
     }
@@ -102,9 +128,29 @@ public final class WeightStore: @unchecked Sendable {
             return global.hf == "lm_head.weight" ? global.hf : "model." + global.hf
         }
         let parts = name.split(separator: ".", maxSplits: 2)
-        guard parts.count == 3, parts[0] == "blk", let layer = Int(parts[1]),
-              let mapped = layerNames.first(where: { $0.gguf == parts[2] }) else { return nil }
+        guard parts.count == 3, parts[0] == "blk", let layer = Int(parts[1]) else { return nil }
+        if let expert = expertName(gguf: parts[2]) { return "model.layers.\(layer).\(expert)" }
+        guard let mapped = layerNames.first(where: { $0.gguf == parts[2] }) else { return nil }
         return "model.layers.\(layer).\(mapped.hf)"
+    }
+
+    /// One expert's matrix in the hub layout, `mlp.experts.E.gate_proj.weight`, is named `ffn_gate.E.weight`
+    /// (llama.cpp's per-expert name before it stacked experts into `ffn_gate_exps`).
+    static func expertName(huggingFace suffix: Substring) -> String? {
+        let prefix = "mlp.experts."
+        guard suffix.hasPrefix(prefix) else { return nil }
+        let rest = suffix.dropFirst(prefix.count)
+        guard let dot = rest.firstIndex(of: "."), let expert = Int(rest[..<dot]), expert >= 0 else { return nil }
+        let tail = rest[rest.index(after: dot)...]
+        guard let mapped = expertNames.first(where: { $0.hf == tail }) else { return nil }
+        return "\(mapped.gguf).\(expert).weight"
+    }
+
+    static func expertName(gguf suffix: Substring) -> String? {
+        let parts = suffix.split(separator: ".")
+        guard parts.count == 3, parts[2] == "weight", let expert = Int(parts[1]),
+              let mapped = expertNames.first(where: { $0.gguf == parts[0] }) else { return nil }
+        return "mlp.experts.\(expert).\(mapped.hf)"
     }
 
     private static let globalNames: [(hf: String, gguf: String)] = [
@@ -123,6 +169,21 @@ public final class WeightStore: @unchecked Sendable {
         ("self_attn.q_norm.weight", "attn_q_norm.weight"), ("self_attn.k_norm.weight", "attn_k_norm.weight"),
         ("mlp.gate_proj.weight", "ffn_gate.weight"), ("mlp.up_proj.weight", "ffn_up.weight"),
         ("mlp.down_proj.weight", "ffn_down.weight"),
+        // mixture of experts (Qwen2-MoE, Qwen3-MoE): router, stacked experts as transformers 5 holds them
+        // (`save_pretrained(save_original_format: False)`: gate and up in one [experts, 2·ff, hidden] tensor),
+        // Qwen2-MoE's shared expert and its gate
+        ("mlp.gate.weight", "ffn_gate_inp.weight"),
+        ("mlp.experts.gate_up_proj", "ffn_gate_up_exps.weight"),
+        ("mlp.experts.down_proj", "ffn_down_exps.weight"),
+        ("mlp.shared_expert.gate_proj.weight", "ffn_gate_shexp.weight"),
+        ("mlp.shared_expert.up_proj.weight", "ffn_up_shexp.weight"),
+        ("mlp.shared_expert.down_proj.weight", "ffn_down_shexp.weight"),
+        ("mlp.shared_expert_gate.weight", "ffn_gate_inp_shexp.weight"),
+    ]
+
+    /// Per-expert matrices of the hub layout (`mlp.experts.E.<hf>` → `blk.N.<gguf>.E.weight`).
+    private static let expertNames: [(hf: Substring, gguf: Substring)] = [
+        ("gate_proj.weight", "ffn_gate"), ("up_proj.weight", "ffn_up"), ("down_proj.weight", "ffn_down"),
     ]
 }
 

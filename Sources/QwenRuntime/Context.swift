@@ -32,6 +32,8 @@ public final class Context: @unchecked Sendable {
     let cache: KVCache
     let workspace: Workspace
     let logits: AlignedBuffer<Float>
+    /// Final hidden state (after the output norm) of the last evaluated position.
+    let hidden: AlignedBuffer<Float>
     var hasLogits = false
     private let cancelFlag: UnsafeMutablePointer<UInt32>
 
@@ -56,6 +58,7 @@ public final class Context: @unchecked Sendable {
         let pool = threads > 1 ? ThreadPool(threads: threads) : nil
         workspace = try Workspace(config: config, batch: batchSize, capacity: capacity, pool: pool)
         logits = try AlignedBuffer(count: model.languageModel.vocabularySize, what: "logits")
+        hidden = try AlignedBuffer(count: config.hiddenSize, what: "hidden state")
         cancelFlag = .allocate(capacity: 1)
         cancelFlag.initialize(to: 0)
         chatTemplate = ChatTemplate(modelTemplate: model.chatTemplate)
@@ -68,6 +71,12 @@ public final class Context: @unchecked Sendable {
         tokens.removeAll(keepingCapacity: true)
         hasLogits = false
         cq_store_release_u32(cancelFlag, 0)
+    }
+
+    /// Sets the cached tokens after their keys and values were restored (state loading).
+    func replaceTokens(_ newTokens: [Int32], hasLogits: Bool) {
+        tokens = newTokens
+        self.hasLogits = hasLogits && !newTokens.isEmpty
     }
 
     /// Keeps the first `count` cached tokens and forgets the rest.
@@ -103,6 +112,8 @@ public final class Context: @unchecked Sendable {
             throw QwenError(.contextFull, "context full: \(tokens.count) + \(newTokens.count) tokens exceed n_ctx \(capacity)")
         }
         let lm = model.languageModel
+        let allLogits = allLogits && out != nil
+        let d = model.config.hiddenSize
         var done = 0
         try newTokens.withUnsafeBufferPointer { all in
             while done < all.count {
@@ -116,6 +127,9 @@ public final class Context: @unchecked Sendable {
                                logits: target, allLogits: allLogits)
                 tokens.append(contentsOf: chunk)
                 evaluatedTokenCount += n
+                if isLast {  // the model leaves the normed rows it computed logits for in workspace.normed
+                    hidden.pointer.update(from: workspace.normed.pointer + (allLogits ? (n - 1) * d : 0), count: d)
+                }
                 done += n
             }
         }

@@ -30,7 +30,8 @@ public final class KVCache: @unchecked Sendable {
     public let headDim: Int
     public let capacity: Int
     public let type: KVType
-    let rowBytes: Int
+    /// Bytes of one head's row at one position.
+    public let rowBytes: Int
     private let keys: AlignedBuffer<UInt8>
     private let values: AlignedBuffer<UInt8>
 

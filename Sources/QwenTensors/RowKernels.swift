@@ -2,14 +2,15 @@ import CQwen
 import QwenFormats
 
 /// Which implementation of the row kernels to run. `.simd` is the fastest one compiled for this CPU
-/// (AVX2 intrinsics on x86-64); `.portable` is plain Swift, the reference the SIMD paths are tested against.
+/// (AVX2 intrinsics on x86-64, NEON on ARM64: cqwen_neon.h); `.portable` is plain Swift, the reference the SIMD
+/// paths are tested against.
 public enum KernelPath: Sendable {
     case portable
     case simd
 
     /// The path used when none is given.
     public static var best: KernelPath {
-        #if arch(x86_64)
+        #if arch(x86_64) || arch(arm64)
         return .simd
         #else
         return .portable
@@ -29,6 +30,11 @@ public enum RowKernels {
         #if arch(x86_64)
         if path == .simd {
             cq_quantize_row_q8_0_avx2(x, y.assumingMemoryBound(to: UInt8.self), Int32(n))
+            return
+        }
+        #elseif arch(arm64)
+        if path == .simd {
+            cq_quantize_row_q8_0_neon(x, y.assumingMemoryBound(to: UInt8.self), Int32(n))
             return
         }
         #endif
@@ -61,6 +67,11 @@ public enum RowKernels {
         #if arch(x86_64)
         if path == .simd {
             cq_quantize_row_q8_K_avx2(x, y.assumingMemoryBound(to: UInt8.self), Int32(n))
+            return
+        }
+        #elseif arch(arm64)
+        if path == .simd {
+            cq_quantize_row_q8_K_neon(x, y.assumingMemoryBound(to: UInt8.self), Int32(n))
             return
         }
         #endif
@@ -106,6 +117,10 @@ public enum RowKernels {
         if path == .simd {
             return cq_dot_q8_0_q8_0_avx2(Int32(blocks), w.assumingMemoryBound(to: UInt8.self), x.assumingMemoryBound(to: UInt8.self))
         }
+        #elseif arch(arm64)
+        if path == .simd {
+            return cq_dot_q8_0_q8_0_neon(Int32(blocks), w.assumingMemoryBound(to: UInt8.self), x.assumingMemoryBound(to: UInt8.self))
+        }
         #endif
         return dotQ8_0Portable(blocks, w, x)
     }
@@ -128,6 +143,10 @@ public enum RowKernels {
         #if arch(x86_64)
         if path == .simd {
             return cq_dot_q4_0_q8_0_avx2(Int32(blocks), w.assumingMemoryBound(to: UInt8.self), x.assumingMemoryBound(to: UInt8.self))
+        }
+        #elseif arch(arm64)
+        if path == .simd {
+            return cq_dot_q4_0_q8_0_neon(Int32(blocks), w.assumingMemoryBound(to: UInt8.self), x.assumingMemoryBound(to: UInt8.self))
         }
         #endif
         return dotQ4_0Portable(blocks, w, x)
@@ -179,6 +198,8 @@ public enum RowKernels {
     public static func dotF16(_ n: Int, _ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, path: KernelPath) -> Float {
         #if arch(x86_64)
         if path == .simd { return cq_dot_f16_f32_avx2(Int32(n), w, x) }
+        #elseif arch(arm64)
+        if path == .simd { return cq_dot_f16_f32_neon(Int32(n), w, x) }
         #endif
         var sum: Float = 0
         for i in 0 ..< n { sum += f16ToFloat(w[i]) * x[i] }
@@ -189,6 +210,8 @@ public enum RowKernels {
     public static func dotBF16(_ n: Int, _ w: UnsafePointer<UInt16>, _ x: UnsafePointer<Float>, path: KernelPath) -> Float {
         #if arch(x86_64)
         if path == .simd { return cq_dot_bf16_f32_avx2(Int32(n), w, x) }
+        #elseif arch(arm64)
+        if path == .simd { return cq_dot_bf16_f32_neon(Int32(n), w, x) }
         #endif
         var sum: Float = 0
         for i in 0 ..< n { sum += bf16ToFloat(w[i]) * x[i] }
@@ -201,6 +224,8 @@ public enum RowKernels {
     public static func axpyF16(_ n: Int, _ a: Float, _ w: UnsafePointer<UInt16>, _ y: UnsafeMutablePointer<Float>, path: KernelPath) {
         #if arch(x86_64)
         if path == .simd { cq_axpy_f16_avx2(Int32(n), a, w, y); return }
+        #elseif arch(arm64)
+        if path == .simd { cq_axpy_f16_neon(Int32(n), a, w, y); return }
         #endif
         for i in 0 ..< n { y[i] += a * f16ToFloat(w[i]) }
     }
@@ -237,6 +262,8 @@ public enum RowKernels {
     public static func floatToF16Row(_ n: Int, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt16>, path: KernelPath) {
         #if arch(x86_64)
         if path == .simd { cq_f32_to_f16_row_avx2(Int32(n), x, y); return }
+        #elseif arch(arm64)
+        if path == .simd { cq_f32_to_f16_row_neon(Int32(n), x, y); return }
         #endif
         for i in 0 ..< n { y[i] = floatToF16(x[i]) }
     }
@@ -252,6 +279,8 @@ public enum RowKernels {
             let s = src.assumingMemoryBound(to: UInt16.self)
             #if arch(x86_64)
             cq_f16_to_f32_row_avx2(Int32(n), s, dst)
+            #elseif arch(arm64)
+            cq_f16_to_f32_row_neon(Int32(n), s, dst)
             #else
             for i in 0 ..< n { dst[i] = f16ToFloat(s[i]) }
             #endif
@@ -259,6 +288,8 @@ public enum RowKernels {
             let s = src.assumingMemoryBound(to: UInt16.self)
             #if arch(x86_64)
             cq_bf16_to_f32_row_avx2(Int32(n), s, dst)
+            #elseif arch(arm64)
+            cq_bf16_to_f32_row_neon(Int32(n), s, dst)
             #else
             for i in 0 ..< n { dst[i] = bf16ToFloat(s[i]) }
             #endif

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static int failures = 0, checks = 0;
 static const char *fixtures;
@@ -320,6 +321,90 @@ static void test_eval_and_generate(qwen_model *m, const char *reference, float t
     free(expected);
 }
 
+/* Model info, last-position logits and embedding, state save/load, stop strings, extra sampling fields. */
+static void test_chat_features(qwen_model *m) {
+    qwen_model_details info;
+    EXPECT_STATUS(qwen_model_info(m, &info), 0);
+    CHECK(!strcmp(info.architecture, "qwen2") && info.n_vocab == 2112 && info.n_embd == 64 && info.n_layer == 2 &&
+          info.token_eot == 2050 && info.token_eos == 2050 && info.n_params > 100000, "model info (%s)", info.architecture);
+    EXPECT_STATUS(qwen_model_info(m, NULL), QWEN_ERR_INVALID_ARGUMENT);
+
+    qwen_context_params cp = qwen_context_default_params();
+    cp.n_ctx = 160;
+    qwen_context *a = NULL, *b = NULL;
+    EXPECT_STATUS(qwen_context_new(m, &cp, &a), 0);
+    EXPECT_STATUS(qwen_context_new(m, &cp, &b), 0);
+    if (!a || !b) return;
+    float logits[2112], again[2112], embedding[64];
+    EXPECT_STATUS(qwen_context_logits(a, logits, 2112), QWEN_ERR_INVALID_ARGUMENT); /* nothing evaluated yet */
+    EXPECT_STATUS(qwen_chat_eval(a, chat, 2, 1), 0);
+    EXPECT_STATUS(qwen_context_logits(a, logits, 2112), 2112);
+    EXPECT_STATUS(qwen_context_logits(a, logits, 100), QWEN_ERR_BUFFER_TOO_SMALL);
+    EXPECT_STATUS(qwen_context_embedding(a, embedding, 64), 64);
+    double norm = 0;
+    for (int i = 0; i < 64; i++) norm += (double)embedding[i] * embedding[i];
+    CHECK(norm > 0 && isfinite(norm), "embedding is a real vector");
+
+    /* state: save from a, load into b (which holds something else), continue identically */
+    int64_t size = qwen_context_state_size(a);
+    CHECK(size > 0, "state size %lld", (long long)size);
+    void *state = malloc((size_t)size);
+    EXPECT_STATUS((int)(qwen_context_state_save(a, state, size) == size ? 0 : -99), 0);
+    CHECK(qwen_context_state_save(a, state, size - 1) == QWEN_ERR_BUFFER_TOO_SMALL, "state buffer too small");
+    qwen_chat_message other[1] = {{"user", "unrelated"}};
+    EXPECT_STATUS(qwen_chat_eval(b, other, 1, 1), 0);
+    EXPECT_STATUS(qwen_context_state_load(b, state, size), 0);
+    CHECK(qwen_context_n_past(b) == 67, "restored n_past %d", qwen_context_n_past(b));
+    EXPECT_STATUS(qwen_context_logits(b, again, 2112), 2112);
+    CHECK(!memcmp(logits, again, sizeof logits), "restored logits");
+    qwen_sampling_params sp = qwen_sampling_default_params();
+    sp.temperature = 0;
+    collected ca = {0}, cb = {0};
+    CHECK(qwen_generate(a, &sp, 8, collect, &ca) == 8 && qwen_generate(b, &sp, 8, collect, &cb) == 8 &&
+          !memcmp(ca.tokens, cb.tokens, sizeof(int32_t) * 8), "restored context continues identically");
+    EXPECT_STATUS(qwen_context_state_load(b, state, size - 5), QWEN_ERR_FORMAT);
+    EXPECT_STATUS(qwen_context_state_load(b, NULL, size), QWEN_ERR_INVALID_ARGUMENT);
+    char path[] = "/tmp/qwen-capi-state-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd >= 0) close(fd);
+    EXPECT_STATUS(qwen_context_state_save_file(a, path), 0);
+    EXPECT_STATUS(qwen_context_reset(b), 0);
+    EXPECT_STATUS(qwen_context_state_load_file(b, path), 0);
+    CHECK(qwen_context_n_past(b) == qwen_context_n_past(a), "state file round trip");
+    remove(path);
+    EXPECT_STATUS(qwen_context_state_load_file(b, "/nonexistent/state"), QWEN_ERR_IO);
+    free(state);
+
+    /* stop strings: generation stops at the first occurrence, which is not delivered */
+    collected full = {0}, cut = {0};
+    EXPECT_STATUS(qwen_chat_eval(a, chat, 2, 1), 0);
+    CHECK(qwen_generate(a, &sp, 24, collect, &full) == 24, "free run");
+    if (full.length > 6) {
+        char stop[4];
+        memcpy(stop, full.text + full.length / 2, 3);
+        stop[3] = 0;
+        const char *stops[2] = {"\x01never", stop};
+        EXPECT_STATUS(qwen_chat_eval(a, chat, 2, 1), 0);
+        int n = qwen_generate_ex(a, &sp, 24, stops, 2, collect, &cut);
+        const char *first = strstr(full.text, stop);
+        CHECK(n > 0 && first && cut.length == (size_t)(first - full.text) && !memcmp(cut.text, full.text, cut.length),
+              "stop string cuts the text (%d tokens, %zu bytes)", n, cut.length);
+    }
+    EXPECT_STATUS(qwen_generate_ex(a, &sp, 4, NULL, 1, NULL, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    /* the extra sampling fields are validated and used */
+    sp = qwen_sampling_default_params();
+    CHECK(sp.typical_p == 1 && sp.presence_penalty == 0 && sp.frequency_penalty == 0, "sampling defaults");
+    sp.typical_p = 0;
+    EXPECT_STATUS(qwen_generate(a, &sp, 4, NULL, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    sp.typical_p = 0.5f;
+    sp.presence_penalty = 0.5f;
+    sp.frequency_penalty = 0.5f;
+    sp.seed = 3;
+    CHECK(qwen_generate(a, &sp, 4, NULL, NULL) >= 0, "typical + penalties");
+    qwen_context_free(a);
+    qwen_context_free(b);
+}
+
 typedef struct { qwen_model *model; int32_t tokens[16]; int count; int status; } worker_job;
 
 static void *worker(void *arg) {
@@ -369,6 +454,7 @@ int main(int argc, char **argv) {
         CHECK(qwen_model_n_ctx_train(m) == 32768, "n_ctx_train %d", qwen_model_n_ctx_train(m));
         test_tokenizer(m);
         test_eval_and_generate(m, "tiny/refs/hf_qwen2_f32.logits.f32", 1e-3f);
+        test_chat_features(m);
         test_concurrent_contexts(m);
         qwen_model_free(m);
     }

@@ -6,7 +6,7 @@ import QwenFormats
 /// block's stored F16 s = d·Σq, as llama.cpp's does), and Q2_K…Q6_K, IQ4_XS with Q8_K activation blocks. Each
 /// block's (or super-block's) integer sum is exact; float scales apply once per block.
 /// The portable versions are plain Swift with wrapping integer arithmetic (no traps on any bytes); the `.simd`
-/// versions are the AVX2 intrinsics of `cqwen_quants.h`.
+/// versions are the AVX2 intrinsics of `cqwen_quants.h` (x86-64) and the NEON ones of `cqwen_neon.h` (ARM64).
 public enum QuantDots {
     /// The kernels of `type` on `path`, nil if the type is not one of this folder's.
     public static func kernels(_ type: TensorType, path: KernelPath) -> WeightKernels? {
@@ -23,6 +23,22 @@ public enum QuantDots {
             case .q5_K: return WeightKernels(activation: .q8_K) { w, x, n in cq_dot_q5_K_q8_K_avx2(Int32(n / 256), w.u8, x.u8) }
             case .q6_K: return WeightKernels(activation: .q8_K) { w, x, n in cq_dot_q6_K_q8_K_avx2(Int32(n / 256), w.u8, x.u8) }
             case .iq4_xs: return WeightKernels(activation: .q8_K) { w, x, n in cq_dot_iq4_xs_q8_K_avx2(Int32(n / 256), w.u8, x.u8) }
+            default: return nil
+            }
+        }
+        #elseif arch(arm64)
+        if path == .simd {
+            switch type {
+            case .q4_1: return WeightKernels(activation: .q8_1) { w, x, n in cq_dot_q4_1_q8_1_neon(Int32(n / 32), w.u8, x.u8) }
+            case .q5_0: return WeightKernels(activation: .q8_0) { w, x, n in cq_dot_q5_0_q8_0_neon(Int32(n / 32), w.u8, x.u8) }
+            case .q5_1: return WeightKernels(activation: .q8_1) { w, x, n in cq_dot_q5_1_q8_1_neon(Int32(n / 32), w.u8, x.u8) }
+            case .iq4_nl: return WeightKernels(activation: .q8_0) { w, x, n in cq_dot_iq4_nl_q8_0_neon(Int32(n / 32), w.u8, x.u8) }
+            case .q2_K: return WeightKernels(activation: .q8_K) { w, x, n in cq_dot_q2_K_q8_K_neon(Int32(n / 256), w.u8, x.u8) }
+            case .q3_K: return WeightKernels(activation: .q8_K) { w, x, n in cq_dot_q3_K_q8_K_neon(Int32(n / 256), w.u8, x.u8) }
+            case .q4_K: return WeightKernels(activation: .q8_K) { w, x, n in cq_dot_q4_K_q8_K_neon(Int32(n / 256), w.u8, x.u8) }
+            case .q5_K: return WeightKernels(activation: .q8_K) { w, x, n in cq_dot_q5_K_q8_K_neon(Int32(n / 256), w.u8, x.u8) }
+            case .q6_K: return WeightKernels(activation: .q8_K) { w, x, n in cq_dot_q6_K_q8_K_neon(Int32(n / 256), w.u8, x.u8) }
+            case .iq4_xs: return WeightKernels(activation: .q8_K) { w, x, n in cq_dot_iq4_xs_q8_K_neon(Int32(n / 256), w.u8, x.u8) }
             default: return nil
             }
         }
@@ -53,6 +69,11 @@ public enum QuantDots {
         #if arch(x86_64)
         if path == .simd {
             cq_quantize_row_q8_1_avx2(x, y.assumingMemoryBound(to: UInt8.self), Int32(n))
+            return
+        }
+        #elseif arch(arm64)
+        if path == .simd {
+            cq_quantize_row_q8_1_neon(x, y.assumingMemoryBound(to: UInt8.self), Int32(n))
             return
         }
         #endif
