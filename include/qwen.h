@@ -115,6 +115,9 @@ typedef struct {
     int32_t n_threads; /* 0 = the model's n_threads, else the cores this process may use */
     int32_t n_batch;   /* tokens per forward pass while evaluating prompts (default 512) */
     int32_t kv_type;   /* qwen_kv_type of the KV cache (default QWEN_KV_F16) */
+    int32_t sliding_window; /* 1: when a chat outgrows n_ctx, drop its oldest turns (the system prompt stays) and
+                               move the kept keys instead of recomputing them; generation that fills the cache
+                               drops the older half after the system prompt. 0 (default): QWEN_ERR_CONTEXT_FULL */
 } qwen_context_params;
 
 qwen_context_params qwen_context_default_params(void);

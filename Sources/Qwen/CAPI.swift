@@ -287,7 +287,7 @@ public func qwenDetokenize(_ p: OpaquePointer?, _ tokens: UnsafePointer<Int32>?,
 
 @_cdecl("qwen_context_default_params")
 public func qwenContextDefaultParams() -> qwen_context_params {
-    qwen_context_params(n_ctx: 0, n_threads: 0, n_batch: 512, kv_type: Int32(QWEN_KV_F16.rawValue))
+    qwen_context_params(n_ctx: 0, n_threads: 0, n_batch: 512, kv_type: Int32(QWEN_KV_F16.rawValue), sliding_window: 0)
 }
 
 @_cdecl("qwen_context_new")
@@ -302,6 +302,7 @@ public func qwenContextNew(_ p: OpaquePointer?, _ params: UnsafePointer<qwen_con
         options.contextSize = Int(c.n_ctx)
         options.threads = Int(c.n_threads)
         options.batchSize = Int(c.n_batch)
+        options.slidingWindow = c.sliding_window != 0
         switch c.kv_type {
         case Int32(QWEN_KV_F16.rawValue): options.kvType = .f16
         case Int32(QWEN_KV_F32.rawValue): options.kvType = .f32

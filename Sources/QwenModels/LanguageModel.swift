@@ -13,6 +13,10 @@ public protocol LanguageModel: AnyObject, Sendable {
     /// the final-normed hidden rows those logits came from (row 0 = the first such position).
     func forward(tokens: UnsafeBufferPointer<Int32>, start: Int, cache: KVCache, workspace: Workspace,
                  logits: UnsafeMutablePointer<Float>?, allLogits: Bool) throws
+
+    /// Re-encodes one cached key head (`headDim` floats, as stored) for a position `delta` earlier: what a
+    /// context does when it drops a span of its cache and moves what follows down.
+    func moveCachedKey(_ key: UnsafeMutablePointer<Float>, by delta: Int)
 }
 
 /// Scratch activations for one forward pass of up to `batch` tokens, plus the thread pool it runs on.

@@ -13,6 +13,11 @@ public struct ContextOptions: Sendable {
     /// Tokens evaluated per forward pass during prompt processing.
     public var batchSize = 512
     public var kvType: KVType = .f16
+    /// Opt-in sliding window for long chats: when a conversation outgrows the cache, its oldest turns are
+    /// dropped (the system prompt stays) and the kept keys are moved to their new positions instead of being
+    /// recomputed; generation that fills the cache drops the older half of what follows the system prompt.
+    /// Off (the default): `.contextFull`.
+    public var slidingWindow = false
 
     public init() {}
 }
@@ -24,12 +29,17 @@ public final class Context: @unchecked Sendable {
     public let capacity: Int
     public let batchSize: Int
     public let threads: Int
+    public let slidingWindow: Bool
+    /// Leading tokens a sliding window never drops: the system prompt of the last chat evaluated.
+    public private(set) var keepCount = 0
     /// Tokens whose keys and values are in the cache, in order.
     public private(set) var tokens: [Int32] = []
     /// Tokens run through the model since creation (prompt reuse makes this smaller than the prompts' total).
     public private(set) var evaluatedTokenCount = 0
 
     let cache: KVCache
+    /// The KV cache, for inspection.
+    public var kvCache: KVCache { cache }
     let workspace: Workspace
     let logits: AlignedBuffer<Float>
     /// Final hidden state (after the output norm) of the last evaluated position.
@@ -51,6 +61,7 @@ public final class Context: @unchecked Sendable {
         let config = model.config
         capacity = options.contextSize > 0 ? options.contextSize : min(4096, max(config.contextLength, 1))
         batchSize = max(1, min(options.batchSize > 0 ? options.batchSize : 512, capacity))
+        slidingWindow = options.slidingWindow
         let requested = options.threads > 0 ? options.threads : model.options.threads
         threads = requested > 0 ? requested : ThreadPool.availableCores
         cache = try KVCache(layers: config.layerCount, kvHeads: config.kvHeadCount, headDim: config.headDim,
@@ -77,6 +88,21 @@ public final class Context: @unchecked Sendable {
     func replaceTokens(_ newTokens: [Int32], hasLogits: Bool) {
         tokens = newTokens
         self.hasLogits = hasLogits && !newTokens.isEmpty
+    }
+
+    /// Drops the cached tokens in `span`; the tokens after it move down, their keys re-encoded for their new
+    /// positions. The last logits no longer describe the cache (unless `keepingLogits`, for generation,
+    /// which samples from them once more as llama.cpp's context shift does).
+    public func discard(_ span: Range<Int>, keepingLogits: Bool = false) throws {
+        guard span.lowerBound >= 0, span.upperBound <= tokens.count else {
+            throw QwenError.invalidArgument("discard \(span) is outside the \(tokens.count) cached tokens")
+        }
+        guard !span.isEmpty else { return }
+        let lm = model.languageModel
+        cache.discard(span, filled: tokens.count) { lm.moveCachedKey($0, by: span.count) }
+        tokens.removeSubrange(span)
+        if !keepingLogits { hasLogits = false }
+        keepCount = min(keepCount, span.lowerBound)
     }
 
     /// Keeps the first `count` cached tokens and forgets the rest.
@@ -148,18 +174,63 @@ public final class Context: @unchecked Sendable {
             throw QwenError(.contextFull, "prompt of \(prompt.count) tokens exceeds n_ctx \(capacity)")
         }
         if prompt == tokens, hasLogits { return }
-        var common = 0
-        while common < min(prompt.count, tokens.count), prompt[common] == tokens[common] { common += 1 }
+        func commonPrefix() -> Int {
+            var n = 0
+            while n < min(prompt.count, tokens.count), prompt[n] == tokens[n] { n += 1 }
+            return n
+        }
+        var common = commonPrefix()
+        // with the sliding window, turns dropped from the conversation are dropped from the cache and what
+        // follows is moved, not recomputed (an approximation: those keys and values were computed while
+        // attending to the dropped turns; without the window, results always equal a fresh evaluation)
+        if slidingWindow, common < prompt.count - 1, let resume = resumePoint(of: prompt[common...], after: common) {
+            try discard(common ..< resume)
+            common = commonPrefix()
+        }
         // the last prompt token is always evaluated, so its logits are fresh
         truncate(to: min(common, prompt.count - 1))
         try eval(Array(prompt[tokens.count...]))
     }
 
+    /// Where in the cache (after `start`) `rest` continues for long enough to be worth keeping: 16 tokens,
+    /// or everything that remains of the cache.
+    private func resumePoint(of rest: ArraySlice<Int32>, after start: Int) -> Int? {
+        guard let first = rest.first else { return nil }
+        for j in (start + 1) ..< max(start + 1, tokens.count) where tokens[j] == first {
+            var n = 0
+            while n < rest.count - 1, j + n < tokens.count, tokens[j + n] == rest[rest.startIndex + n] { n += 1 }
+            if n >= 16 || j + n == tokens.count || n == rest.count - 1 { return j }
+        }
+        return nil
+    }
+
+    /// With the sliding window, drops the oldest turns after the system prompt until the rendered chat fits
+    /// the cache (whole user/assistant exchanges where possible; the last message always stays), and
+    /// records how many leading tokens are the system prompt.
+    func fitToWindow(_ messages: [ChatMessage], render: ([ChatMessage]) -> [Int32]) throws -> [Int32] {
+        var kept = messages
+        var ids = render(kept)
+        let systemCount = kept.first?.role == "system" ? 1 : 0
+        while slidingWindow, ids.count >= capacity, kept.count - systemCount > 1 {
+            let drop = kept.count - systemCount > 2 && kept[systemCount].role == "user" && kept[systemCount + 1].role == "assistant" ? 2 : 1
+            kept.removeSubrange(systemCount ..< systemCount + drop)
+            ids = render(kept)
+        }
+        if slidingWindow {
+            let system = Array(kept.prefix(systemCount))
+            keepCount = system.isEmpty && chatTemplate.defaultSystemMessage == nil ? 0
+                : model.tokenizer.encode(chatTemplate.render(system, addGenerationPrompt: false), parseSpecial: true).count
+        }
+        return ids
+    }
+
     /// Renders messages with the chat template, tokenizes them and evaluates what is not cached yet.
     public func evalChat(_ messages: [ChatMessage], addGenerationPrompt: Bool) throws {
         guard !messages.isEmpty else { throw QwenError.invalidArgument("no messages") }
-        let text = chatTemplate.render(messages, addGenerationPrompt: addGenerationPrompt)
-        try evalReusingPrefix(model.tokenizer.encode(text, parseSpecial: true))
+        let ids = try fitToWindow(messages) {
+            model.tokenizer.encode(chatTemplate.render($0, addGenerationPrompt: addGenerationPrompt), parseSpecial: true)
+        }
+        try evalReusingPrefix(ids)
     }
 
     /// Why generation ended.
@@ -194,6 +265,10 @@ public final class Context: @unchecked Sendable {
         }
         while generated < maxTokens {
             if takeCancellation() { throw QwenError(.cancelled, "generation cancelled") }
+            if tokens.count >= capacity, slidingWindow, tokens.count - keepCount >= 2 {
+                let keep = keepCount
+                try discard(keep ..< keep + (tokens.count - keep) / 2, keepingLogits: true)
+            }
             guard tokens.count < capacity else {
                 throw QwenError(.contextFull, "context full after \(generated) generated tokens (n_ctx \(capacity))")
             }

@@ -77,6 +77,36 @@ public final class KVCache: @unchecked Sendable {
         }
     }
 
+    /// Drops the positions in `span` from the first `filled` cached positions; the later ones move down by
+    /// `span.count`. Their keys pass through `rekey` as floats, so a position-dependent encoding (RoPE) can
+    /// be moved with them; values are moved as they are.
+    public func discard(_ span: Range<Int>, filled: Int, rekey: (UnsafeMutablePointer<Float>) -> Void) {
+        let shift = span.count
+        guard shift > 0, span.lowerBound >= 0, span.upperBound <= filled, filled <= capacity else { return }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: headDim) { row in
+            let buf = row.baseAddress!
+            for layer in 0 ..< layers {
+                for head in 0 ..< kvHeads {
+                    for p in span.upperBound ..< filled {
+                        read(key(layer: layer, head: head, position: p), into: buf)
+                        rekey(buf)
+                        write(buf, to: key(layer: layer, head: head, position: p - shift))
+                        value(layer: layer, head: head, position: p - shift)
+                            .copyMemory(from: value(layer: layer, head: head, position: p), byteCount: rowBytes)
+                    }
+                }
+            }
+        }
+    }
+
+    private func read(_ row: UnsafeRawPointer, into x: UnsafeMutablePointer<Float>) {
+        switch type {
+        case .f32: x.update(from: row.assumingMemoryBound(to: Float.self), count: headDim)
+        case .f16: try? RowKernels.dequantizeRow(.f16, row, x, headDim)
+        case .q8_0: try? RowKernels.dequantizeRow(.q8_0, row, x, headDim)
+        }
+    }
+
     private func write(_ x: UnsafePointer<Float>, to row: UnsafeMutableRawPointer) {
         switch type {
         case .f32: row.assumingMemoryBound(to: Float.self).update(from: x, count: headDim)

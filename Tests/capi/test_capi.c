@@ -403,6 +403,28 @@ static void test_chat_features(qwen_model *m) {
     CHECK(qwen_generate(a, &sp, 4, NULL, NULL) >= 0, "typical + penalties");
     qwen_context_free(a);
     qwen_context_free(b);
+
+    /* a chat longer than the cache: CONTEXT_FULL by default, old turns dropped with the sliding window */
+    qwen_chat_message longchat[25];
+    char texts[25][64];
+    longchat[0] = (qwen_chat_message){"system", "You are terse."};
+    for (int i = 1; i < 25; i++) {
+        snprintf(texts[i], sizeof texts[i], i % 2 ? "Question %d: what is %d + %d?" : "The answer is %d.", i, i, i);
+        longchat[i] = (qwen_chat_message){i % 2 ? "user" : "assistant", texts[i]};
+    }
+    cp.n_ctx = 128;
+    qwen_context *w = NULL;
+    EXPECT_STATUS(qwen_context_new(m, &cp, &w), 0);
+    EXPECT_STATUS(qwen_chat_eval(w, longchat, 25, 1), QWEN_ERR_CONTEXT_FULL);
+    qwen_context_free(w);
+    cp.sliding_window = 1;
+    EXPECT_STATUS(qwen_context_new(m, &cp, &w), 0);
+    EXPECT_STATUS(qwen_chat_eval(w, longchat, 25, 1), 0);
+    CHECK(qwen_context_n_past(w) < 128, "window fits (%d)", qwen_context_n_past(w));
+    sp = qwen_sampling_default_params();
+    sp.temperature = 0;
+    CHECK(qwen_generate(w, &sp, 150, NULL, NULL) >= 0, "generation slides instead of failing");
+    qwen_context_free(w);
 }
 
 typedef struct { qwen_model *model; int32_t tokens[16]; int count; int status; } worker_job;
