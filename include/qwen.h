@@ -142,6 +142,9 @@ int32_t qwen_context_n_past(const qwen_context *ctx);
 /* Capacity of the KV cache in tokens. -1 if the handle is invalid. */
 int32_t qwen_context_n_ctx(const qwen_context *ctx);
 
+/* Tokens run through the model since the context was created (reused prefixes are not counted again). */
+int64_t qwen_context_n_evaluated(const qwen_context *ctx);
+
 /* Copies the logits of the last evaluated position (qwen_model_n_vocab floats) to out. Returns the count;
  * BUFFER_TOO_SMALL if capacity is short; INVALID_ARGUMENT if nothing has been evaluated. */
 int qwen_context_logits(qwen_context *ctx, float *out, int32_t capacity);

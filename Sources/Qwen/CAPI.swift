@@ -414,6 +414,11 @@ public func qwenContextStateLoadFile(_ ctx: OpaquePointer?, _ path: UnsafePointe
     }
 }
 
+@_cdecl("qwen_context_n_evaluated")
+public func qwenContextNEvaluated(_ ctx: OpaquePointer?) -> Int64 {
+    do { return Int64(try context(ctx, "qwen_context_n_evaluated").evaluatedTokenCount) } catch { return Int64(fail(error)) }
+}
+
 @_cdecl("qwen_context_cancel")
 public func qwenContextCancel(_ ctx: OpaquePointer?) -> Int32 {
     guarded {

@@ -404,6 +404,23 @@ static void test_chat_features(qwen_model *m) {
     qwen_context_free(a);
     qwen_context_free(b);
 
+    /* multi-turn: each turn evaluates only what is new */
+    qwen_context *mt = NULL;
+    cp.n_ctx = 256;
+    EXPECT_STATUS(qwen_context_new(m, &cp, &mt), 0);
+    qwen_chat_message turns[5] = {{"system", "You are terse."}, {"user", "Hello!"}, {"assistant", "Hi."},
+                                  {"user", "What is two plus two?"}, {"assistant", "Four."}};
+    EXPECT_STATUS(qwen_chat_eval(mt, turns, 2, 1), 0);
+    int64_t first = qwen_context_n_evaluated(mt);
+    CHECK(first == qwen_context_n_past(mt), "first turn evaluates everything");
+    EXPECT_STATUS(qwen_chat_eval(mt, turns, 4, 1), 0);
+    int64_t second = qwen_context_n_evaluated(mt) - first;
+    CHECK(second > 0 && second < qwen_context_n_past(mt) - first + 2, "second turn evaluates only what is new (%lld)", (long long)second);
+    EXPECT_STATUS(qwen_chat_eval(mt, turns, 4, 1), 0);
+    CHECK(qwen_context_n_evaluated(mt) == first + second, "an unchanged conversation costs nothing");
+    CHECK(qwen_context_n_evaluated(NULL) < 0, "n_evaluated(NULL)");
+    qwen_context_free(mt);
+
     /* a chat longer than the cache: CONTEXT_FULL by default, old turns dropped with the sliding window */
     qwen_chat_message longchat[25];
     char texts[25][64];
