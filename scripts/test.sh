@@ -12,6 +12,8 @@ mkdir -p .build/capi
 cc -std=c11 -Wall -Wextra -Werror -Iinclude Tests/capi/test_capi.c -o .build/capi/test_capi \
   -L.build/release -Wl,-rpath,"$PWD/.build/release" -lqwen -lm -pthread
 .build/capi/test_capi Tests/Fixtures
+# ARM64 NEON kernels, cross-compiled and run under qemu-aarch64 (on ARM64: natively)
+Tests/neon/run.sh
 # samples build and run
 make -C samples
 samples/bin/qwen-chat -m Tests/Fixtures/tiny/qwen2-q8_0.gguf -p "Hello" -n 8 --seed 1 --temp 0.7
