@@ -489,14 +489,34 @@ public func qwenChatEval(_ ctx: OpaquePointer?, _ list: UnsafePointer<qwen_chat_
     }
 }
 
+@_cdecl("qwen_chat_default_options")
+public func qwenChatDefaultOptions() -> qwen_chat_options {
+    qwen_chat_options(enable_thinking: 1)
+}
+
+@_cdecl("qwen_chat_eval_ex")
+public func qwenChatEvalEx(_ ctx: OpaquePointer?, _ list: UnsafePointer<qwen_chat_message>?, _ n: Int32,
+                           _ addGenerationPrompt: Int32, _ opts: UnsafePointer<qwen_chat_options>?) -> Int32 {
+    guarded {
+        let c = try context(ctx, "qwen_chat_eval_ex")
+        let o = opts?.pointee ?? qwenChatDefaultOptions()
+        guard o.enable_thinking == 0 || o.enable_thinking == 1 else {
+            throw QwenError.invalidArgument("qwen_chat_eval_ex: enable_thinking must be 0 or 1, not \(o.enable_thinking)")
+        }
+        try c.evalChat(try messages(list, n, "qwen_chat_eval_ex"), addGenerationPrompt: addGenerationPrompt != 0,
+                       enableThinking: o.enable_thinking != 0)
+        return 0
+    }
+}
+
 @_cdecl("qwen_chat_apply_template")
 public func qwenChatApplyTemplate(_ p: OpaquePointer?, _ list: UnsafePointer<qwen_chat_message>?, _ n: Int32,
                                   _ addGenerationPrompt: Int32, _ buf: UnsafeMutablePointer<CChar>?, _ capacity: Int32,
                                   _ needed: UnsafeMutablePointer<Int32>?) -> Int32 {
     guarded {
         let m = try model(p, "qwen_chat_apply_template")
-        let text = ChatTemplate(modelTemplate: m.chatTemplate).render(try messages(list, n, "qwen_chat_apply_template"),
-                                                                       addGenerationPrompt: addGenerationPrompt != 0)
+        let text = ChatTemplate(model: m).render(try messages(list, n, "qwen_chat_apply_template"),
+                                                 addGenerationPrompt: addGenerationPrompt != 0)
         return try copyOut(Array(text.utf8), buf, capacity, needed, "qwen_chat_apply_template")
     }
 }

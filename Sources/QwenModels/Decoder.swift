@@ -82,14 +82,12 @@ public class DecoderModel: LanguageModel, @unchecked Sendable {
         let n = tokens.count, d = config.hiddenSize
         precondition(n > 0 && n <= ws.batch && start + n <= cache.capacity)
         let x = ws.hidden.pointer, h = ws.normed.pointer
-        for t in 0 ..< n {
-            try embedding.dequantizeRow(Int(tokens[t]), into: x + t * d)
-            rope.angles(position: start + t, cos: ws.ropeCos.pointer + t * config.headDim / 2,
-                        sin: ws.ropeSin.pointer + t * config.headDim / 2)
-        }
+        for t in 0 ..< n { try embedding.dequantizeRow(Int(tokens[t]), into: x + t * d) }
+        let queryScales = preparePositions(start: start, count: n, ws)
         for (layer, block) in blocks.enumerated() {
             block.attentionNorm(x, rows: n, into: h)
-            block.attention(h, tokens: n, start: start, layer: layer, cache: cache, rope: rope, into: ws.projected.pointer, ws)
+            block.attention(h, tokens: n, start: start, layer: layer, cache: cache, rope: rope, into: ws.projected.pointer, ws,
+                            queryScales: queryScales)
             Ops.add(x, ws.projected.pointer, count: n * d)
             block.feedForwardNorm(x, rows: n, into: h)
             block.feedForward(h, tokens: n, into: ws.projected.pointer, ws)
@@ -99,5 +97,16 @@ public class DecoderModel: LanguageModel, @unchecked Sendable {
         let first = allLogits ? 0 : n - 1
         outputNorm(x + first * d, rows: n - first, into: h)
         output(h, tokens: n - first, into: logits, ws)
+    }
+
+    /// Writes the RoPE cos/sin of positions start..<start+count to `ws.ropeCos` / `ws.ropeSin` and returns
+    /// per-token query multipliers, if any. Overridden where they depend on the context (Qwen1's dynamic NTK
+    /// and logn attention, QwenV1.swift).
+    func preparePositions(start: Int, count n: Int, _ ws: Workspace) -> UnsafePointer<Float>? {
+        let half = config.headDim / 2
+        for t in 0 ..< n {
+            rope.angles(position: start + t, cos: ws.ropeCos.pointer + t * half, sin: ws.ropeSin.pointer + t * half)
+        }
+        return nil
     }
 }

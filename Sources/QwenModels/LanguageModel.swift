@@ -41,6 +41,14 @@ public final class Workspace: @unchecked Sendable {
     public let quantized: AlignedBuffer<UInt8>
     /// Routing and gathered rows of the sparse feed-forward (MoE models only).
     public let moe: MoEScratch?
+    /// Per-token query multipliers (Qwen1's logn attention).
+    public let queryScale: AlignedBuffer<Float>
+    /// What a model carries from one forward pass of its context to the next: Qwen1's dynamic-NTK RoPE alpha
+    /// chosen by the last prompt evaluation, kept while decoding (0: none chosen yet).
+    public var ropeAlpha: Double = 0
+    /// Where the evaluation now running ends, when its caller splits it into several forward passes (a context
+    /// evaluating a long prompt in batches); 0: not said.
+    public var evaluationEnd = 0
 
     public init(config c: ModelConfig, batch: Int, capacity: Int, pool: ThreadPool?) throws {
         self.batch = batch
@@ -64,5 +72,6 @@ public final class Workspace: @unchecked Sendable {
         let widest = max(c.hiddenSize, inner, c.headCount * c.headDim)
         quantized = try AlignedBuffer(count: batch * ActivationFormat.largestRowBytes(columns: widest), what: "quantized activations")
         moe = try c.experts.map { try MoEScratch(experts: $0, hidden: c.hiddenSize, batch: batch) }
+        queryScale = try AlignedBuffer(count: batch, what: "query scales")
     }
 }

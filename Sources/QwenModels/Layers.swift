@@ -131,8 +131,10 @@ public struct SelfAttention: Sendable {
     }
 
     /// x: [tokens][hidden] at positions start..<start+tokens → y: [tokens][hidden]. `ws.ropeCos/ropeSin` hold the angles.
+    /// `queryScales` (one per token, optional) multiply the queries after RoPE (Qwen1's logn attention).
     public func callAsFunction(_ x: UnsafePointer<Float>, tokens: Int, start: Int, layer: Int, cache: KVCache,
-                               rope: RotaryEmbedding, into y: UnsafeMutablePointer<Float>, _ ws: Workspace) {
+                               rope: RotaryEmbedding, into y: UnsafeMutablePointer<Float>, _ ws: Workspace,
+                               queryScales: UnsafePointer<Float>? = nil) {
         let qRow = heads * headDim, kvRow = kvHeads * headDim
         switch projection {
         case let .separate(query, key, value):
@@ -158,6 +160,12 @@ public struct SelfAttention: Sendable {
             let c = ws.ropeCos.pointer + t * half, s = ws.ropeSin.pointer + t * half
             rope.apply(ws.q.pointer + t * qRow, heads: heads, cos: c, sin: s)
             rope.apply(ws.k.pointer + t * kvRow, heads: kvHeads, cos: c, sin: s)
+        }
+        if let queryScales {
+            for t in 0 ..< tokens where queryScales[t] != 1 {
+                let q = ws.q.pointer + t * qRow
+                for i in 0 ..< qRow { q[i] *= queryScales[t] }
+            }
         }
         cache.store(layer: layer, start: start, count: tokens, keys: ws.k.pointer, values: ws.v.pointer)
         Attention.causal(cache: cache, layer: layer, queries: ws.q.pointer, heads: heads, start: start, tokens: tokens,

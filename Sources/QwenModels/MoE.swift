@@ -100,12 +100,14 @@ public struct MoE: Sendable {
             Ops.softmax(p, count)
             var sum: Float = 0
             for j in 0 ..< k {
-                var best = 0
-                for e in 1 ..< count where p[e] > p[best] { best = e }
+                // an expert is picked once per token even if the probabilities are NaN (a token's rows must
+                // fit the [batch] scratch); picked ones are marked -inf, which no probability is
+                var best = -1
+                for e in 0 ..< count where p[e] != -.infinity && (best < 0 || p[e] > p[best]) { best = e }
                 chosen[t * k + j] = Int32(best)
                 weights[t * k + j] = p[best]
                 sum += p[best]
-                p[best] = -1  // probabilities are >= 0: never picked again
+                p[best] = -.infinity
                 start[best + 1] += 1
             }
             if normalizeTopK {

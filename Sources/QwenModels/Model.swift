@@ -64,8 +64,14 @@ public final class Model: @unchecked Sendable {
         let configPath = folder + "/config.json"
         guard fileExists(configPath) else { throw QwenError.io("'\(folder)' has no config.json") }
         let config = try ModelConfig(huggingFace: JSON.parseFile(configPath))
-        guard fileExists(folder + "/tokenizer.json") else { throw QwenError.io("'\(folder)' has no tokenizer.json") }
-        let tokenizer = try Tokenizer.load(huggingFaceFolder: folder)
+        let tokenizer: Tokenizer
+        if fileExists(folder + "/tokenizer.json") {
+            tokenizer = try Tokenizer.load(huggingFaceFolder: folder)
+        } else if fileExists(folder + "/qwen.tiktoken") {  // Qwen (first generation)
+            tokenizer = try Tokenizer.load(tiktokenFolder: folder)
+        } else {
+            throw QwenError.io("'\(folder)' has no tokenizer.json (nor qwen.tiktoken)")
+        }
         let weights = try WeightStore(huggingFaceFolder: folder, map: options.useMmap)
         weights.loadPool = loadPool(options)
         let lm = try makeLanguageModel(config: config, weights: weights)
@@ -80,6 +86,7 @@ public final class Model: @unchecked Sendable {
 
     static func makeLanguageModel(config: ModelConfig, weights: WeightStore) throws -> any LanguageModel {
         switch config.architecture {
+        case "qwen": return try QwenV1Model(config: config, weights: weights)
         case "qwen2": return try Qwen2Model(config: config, weights: weights)
         case "qwen3": return try Qwen3Model(config: config, weights: weights)
         case "qwen3moe": return try Qwen3MoEModel(config: config, weights: weights)

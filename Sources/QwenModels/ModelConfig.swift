@@ -26,7 +26,11 @@ public struct ModelConfig: Sendable, Equatable {
     /// Sparse feed-forward settings; nil for dense models.
     public var experts: ExpertConfig? = nil
 
-    public static let supportedArchitectures: Set<String> = ["qwen2", "qwen3", "qwen3moe", "qwen2moe"]
+    /// Qwen (first generation) past its training length: dynamic NTK RoPE and logn attention (see QwenV1.swift);
+    /// nil when not used.
+    public var lengthExtrapolation: LengthExtrapolation? = nil
+
+    public static let supportedArchitectures: Set<String> = ["qwen", "qwen2", "qwen3", "qwen3moe", "qwen2moe"]
 
     func validate() throws {
         let dims = [hiddenSize, layerCount, headCount, kvHeadCount, headDim, feedForwardSize]
@@ -70,6 +74,7 @@ public struct ModelConfig: Sendable, Equatable {
         rmsNormEps = Float(gguf["\(arch).attention.layer_norm_rms_epsilon"]?.double ?? 1e-6)
         contextLength = gguf["\(arch).context_length"]?.int ?? 32_768
         tiedEmbeddings = nil
+        if arch == "qwen" { try adjustQwenV1(gguf: gguf) }
         if arch == "qwen3moe" || arch == "qwen2moe" {
             // as llama.cpp: Qwen3-MoE renormalizes the top-k probabilities, Qwen2-MoE does not (GGUF has no key
             // for it); every layer is sparse unless its tensors say otherwise (see DecoderModel)
@@ -91,7 +96,12 @@ public struct ModelConfig: Sendable, Equatable {
     /// `rope_scaling` at top level) or transformers 5.x's (`rope_parameters`, text under `text_config`).
     public init(huggingFace config: JSON) throws {
         let modelType = config["model_type"]?.string ?? ""
-        let architectureByType = ["qwen2": "qwen2", "qwen3": "qwen3", "qwen3_moe": "qwen3moe", "qwen2_moe": "qwen2moe"]
+        if modelType == "qwen" {
+            self = try ModelConfig(qwenV1: config)
+            return
+        }
+        let architectureByType = ["qwen": "qwen", "qwen2": "qwen2", "qwen3": "qwen3", "qwen3_moe": "qwen3moe",
+                                  "qwen2_moe": "qwen2moe"]
         guard let arch = architectureByType[modelType] else {
             throw QwenError.unsupported("model_type '\(modelType)' is not supported (supported: " +
                                         "\(architectureByType.keys.sorted().joined(separator: ", ")))")

@@ -107,6 +107,7 @@ public final class WeightStore: @unchecked Sendable {
     /// Maps a Hugging Face tensor name to the GGUF name llama.cpp's converter gives it, nil for tensors we
     /// do not use. Multimodal wrappers ("model.language_model.", "language_model.model.") are stripped.
     public static func ggufName(huggingFace name: String) -> String? {
+        if let v1 = qwenV1GGUFName(huggingFace: name) { return v1 }
         var n = Substring(name)
         for prefix in ["model.language_model.", "language_model.model.", "language_model.", "model."] where n.hasPrefix(prefix) {
             n = n.dropFirst(prefix.count)
@@ -124,6 +125,7 @@ public final class WeightStore: @unchecked Sendable {
 
     /// The Hugging Face name of a GGUF tensor name (for messages), nil if unknown.
     public static func huggingFaceName(gguf name: String) -> String? {
+        if let v1 = qwenV1HuggingFaceName(gguf: name) { return v1 }
         if let global = globalNames.first(where: { $0.gguf == name }) {
             return global.hf == "lm_head.weight" ? global.hf : "model." + global.hf
         }

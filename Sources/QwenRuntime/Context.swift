@@ -72,7 +72,7 @@ public final class Context: @unchecked Sendable {
         hidden = try AlignedBuffer(count: config.hiddenSize, what: "hidden state")
         cancelFlag = .allocate(capacity: 1)
         cancelFlag.initialize(to: 0)
-        chatTemplate = ChatTemplate(modelTemplate: model.chatTemplate)
+        chatTemplate = ChatTemplate(model: model)
     }
 
     deinit { cancelFlag.deallocate() }
@@ -141,6 +141,7 @@ public final class Context: @unchecked Sendable {
         let allLogits = allLogits && out != nil
         let d = model.config.hiddenSize
         var done = 0
+        workspace.evaluationEnd = tokens.count + newTokens.count  // the chunks below end there
         try newTokens.withUnsafeBufferPointer { all in
             while done < all.count {
                 if takeCancellation() { throw QwenError(.cancelled, "evaluation cancelled") }
@@ -225,10 +226,12 @@ public final class Context: @unchecked Sendable {
     }
 
     /// Renders messages with the chat template, tokenizes them and evaluates what is not cached yet.
-    public func evalChat(_ messages: [ChatMessage], addGenerationPrompt: Bool) throws {
+    /// `enableThinking` false asks a Qwen3 model to answer without reasoning (`ChatTemplate.render`).
+    public func evalChat(_ messages: [ChatMessage], addGenerationPrompt: Bool, enableThinking: Bool = true) throws {
         guard !messages.isEmpty else { throw QwenError.invalidArgument("no messages") }
         let ids = try fitToWindow(messages) {
-            model.tokenizer.encode(chatTemplate.render($0, addGenerationPrompt: addGenerationPrompt), parseSpecial: true)
+            model.tokenizer.encode(chatTemplate.render($0, addGenerationPrompt: addGenerationPrompt, enableThinking: enableThinking),
+                                   parseSpecial: true)
         }
         try evalReusingPrefix(ids)
     }

@@ -23,7 +23,11 @@ extension Tokenizer {
         guard modelName == "gpt2" else {
             throw QwenError.unsupported("\(what): tokenizer model '\(modelName)' is not supported (gpt2 byte-level BPE is)")
         }
-        let pre = gguf["tokenizer.ggml.pre"]?.string ?? "default"
+        // Qwen (first generation, architecture `qwen`): the original tokenizer is tiktoken over the same vocabulary
+        // (see Tiktoken.swift): specials are matched after NFC, the chat format also stops at <|im_start|>, and
+        // files from converters that did not write a pre-tokenizer still use Qwen's pattern
+        let isQwenV1 = gguf["general.architecture"]?.string == "qwen"
+        let pre = gguf["tokenizer.ggml.pre"]?.string ?? (isQwenV1 ? "qwen2" : "default")
         guard pre == "qwen2" else {
             throw QwenError.unsupported("\(what): pre-tokenizer '\(pre)' is not supported (qwen2 is)")
         }
@@ -54,7 +58,7 @@ extension Tokenizer {
             case .normal?, .undefined?:
                 src.vocab.append((token, id))
             case .control?, .unknown?:
-                src.added.append(AddedTokenSpec(id: id, content: token, special: true))
+                src.added.append(AddedTokenSpec(id: id, content: token, special: true, normalized: isQwenV1))
             case .userDefined?:
                 src.added.append(AddedTokenSpec(id: id, content: token, special: false))
             case .byte?:
@@ -83,6 +87,12 @@ extension Tokenizer {
         src.pad = tokenID("tokenizer.ggml.padding_token_id")
         src.addBOS = gguf["tokenizer.ggml.add_bos_token"]?.bool ?? false
         src.extraEOG = ["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"].compactMap(tokenID)
+        if isQwenV1 {
+            src.ignoreMerges = true  // tiktoken: a piece that is a token is that token
+            if let i = tokens.firstIndex(of: "<|im_start|>"), types[i] == GGUFTokenType.control.rawValue {
+                src.extraEOG.append(Int32(i))
+            }
+        }
         src.chatTemplate = gguf["tokenizer.chat_template"]?.string
         src.nfc = true
         try self.init(src)

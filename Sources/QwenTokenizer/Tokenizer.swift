@@ -79,14 +79,19 @@ public final class Tokenizer: @unchecked Sendable {
         var extraEOG: [Int32] = []
         var chatTemplate: String?
         var what = "tokenizer"
+        /// BPE vocabulary given as raw bytes (tiktoken files): `rawTokens[span]` for each (span, id).
+        var rawTokens: [UInt8] = []
+        var rawVocab: [(span: Range<Int>, id: Int32)] = []
+        /// Merges derived from the ranks (tiktoken: a token's id is its rank) instead of listed.
+        var mergesFromRanks = false
     }
 
     init(_ src: Source) throws {
         let n = src.count
         guard n > 0, n <= Self.maxTokens else { throw QwenError.format("\(src.what): implausible vocabulary size \(n)") }
         var kinds = [Kind](repeating: .unused, count: n)
-        var pieces = Pieces(count: n, reserve: src.vocab.count * 8)
-        var index = TokenIndex(capacity: src.vocab.count)
+        var pieces = Pieces(count: n, reserve: src.vocab.count * 8 + src.rawTokens.count)
+        var index = TokenIndex(capacity: src.vocab.count + src.rawVocab.count)
         var named: [String: Int32] = [:]
 
         for (string, id) in src.vocab {
@@ -102,6 +107,16 @@ public final class Tokenizer: @unchecked Sendable {
                 pieces.finish(id, from: start)
                 named[string] = id
             }
+        }
+        for (span, id) in src.rawVocab {
+            guard id >= 0, Int(id) < n, span.lowerBound >= 0, span.upperBound <= src.rawTokens.count else {
+                throw QwenError.format("\(src.what): token id \(id) out of range")
+            }
+            kinds[Int(id)] = .normal
+            let start = pieces.data.count
+            pieces.data.append(contentsOf: src.rawTokens[span])
+            pieces.finish(id, from: start)
+            index.insert(id, pieces: pieces)
         }
         // single bytes and merges resolve against the BPE vocabulary only
         var byteIDs = [Int32](repeating: -1, count: 256)
@@ -144,6 +159,7 @@ public final class Tokenizer: @unchecked Sendable {
             }
             merges.append((UInt32.max, UInt32.max, 0))  // holds its rank, never applies
         }
+        if src.mergesFromRanks { merges = Self.mergesFromRanks(src.rawVocab.map(\.id), pieces: pieces, index: index) }
         var unknownID: Int32?
         if let unk = src.unknownToken { unknownID = named[unk] ?? Self.byteLevelID(unk, index, pieces) }
         bpe = BPEModel(byteIDs: byteIDs, merges: merges, keepFirst: src.mergesKeepFirst,
