@@ -11,7 +11,7 @@ import Musl
 /// to this library version; a state only loads into a context of a model with the same shape and cache type.
 extension Context {
     private static let stateMagic: UInt32 = 0x5453_5751  // "QWST"
-    private static let stateVersion: UInt32 = 1
+    private static let stateVersion: UInt32 = 2
 
     /// Numbers a state must agree on with the context it is loaded into.
     private var stateShape: [Int64] {
@@ -30,7 +30,7 @@ extension Context {
 
     /// Bytes `saveState` writes.
     public var stateSize: Int {
-        let header = 4 + 4 + 8 * stateShape.count + 8 + 1
+        let header = 4 + 4 + 8 * stateShape.count + 8 + 1 + 8
         let kv = 2 * cache.layers * cache.kvHeads * tokens.count * cache.rowBytes
         return header + tokens.count * 4 + (vocabularySize + hidden.count) * 4 + kv
     }
@@ -55,6 +55,7 @@ extension Context {
         for v in stateShape { put(v) }
         put(Int64(tokens.count))
         put(UInt8(hasLogits ? 1 : 0))
+        put(workspace.ropeAlpha)  // a model's position-encoding state (Qwen1's frozen NTK alpha)
         tokens.withUnsafeBytes { putBytes($0.baseAddress!, $0.count) }
         putBytes(logits.raw, vocabularySize * 4)
         putBytes(hidden.raw, hidden.count * 4)
@@ -92,6 +93,7 @@ extension Context {
         }
         let n = Int(count)
         let savedHasLogits = try r.read(UInt8.self, "flags") != 0
+        let ropeAlpha = try r.readDouble("rope alpha")
         let rows = n * cache.rowBytes
         let expected = r.offset + n * 4 + (vocabularySize + hidden.count) * 4 + 2 * cache.layers * cache.kvHeads * rows
         guard bytes.count == expected else { throw QwenError.format("context state has \(bytes.count) bytes, expected \(expected)") }
@@ -107,6 +109,7 @@ extension Context {
             }
         }
         replaceTokens(saved, hasLogits: savedHasLogits)
+        workspace.ropeAlpha = ropeAlpha
     }
 
     public func saveState(toFile path: String) throws {
