@@ -217,6 +217,22 @@ int qwen_chat_eval(qwen_context *ctx, const qwen_chat_message *messages, int32_t
 int qwen_chat_apply_template(const qwen_model *model, const qwen_chat_message *messages, int32_t n,
                              int32_t add_generation_prompt, char *buf, int32_t capacity, int32_t *n_needed);
 
+/* Options of qwen_chat_eval_ex. Start from qwen_chat_default_options(). */
+typedef struct {
+    int32_t enable_thinking; /* Qwen3 chat template: 1 (default) lets the model reason in a <think> block before
+                                answering; 0 appends an empty "<think>\n\n</think>\n\n" to the generation prompt
+                                (the template's enable_thinking=False), so it answers directly. Other templates
+                                ignore it. Either way the Qwen3 template renders earlier assistant turns
+                                without their <think> blocks (even empty ones), so the next turn re-evaluates
+                                from the previous reply on. */
+} qwen_chat_options;
+
+qwen_chat_options qwen_chat_default_options(void);
+
+/* As qwen_chat_eval, with options (opts NULL = defaults). INVALID_ARGUMENT if enable_thinking is not 0 or 1. */
+int qwen_chat_eval_ex(qwen_context *ctx, const qwen_chat_message *messages, int32_t n, int32_t add_generation_prompt,
+                      const qwen_chat_options *opts);
+
 #ifdef __cplusplus
 }
 #endif

@@ -481,6 +481,105 @@ static void test_concurrent_contexts(qwen_model *m) {
     CHECK(!memcmp(jobs[0].tokens, greedy_ids, sizeof greedy_ids), "threaded greedy equals transformers'");
 }
 
+/* Qwen3 (family/qwen3-f32.gguf, which carries the real Qwen3 chat template): qwen_chat_eval_ex with thinking
+ * on and off evaluates exactly the tokens of transformers' rendering (checked through n_past and the last
+ * logits of the same text evaluated token by token in a fresh context). */
+static int eval_text_logits(qwen_model *m, const char *text, float *logits, int32_t *n_tokens) {
+    int32_t ids[256];
+    int n = qwen_tokenize(m, text, 1, ids, 256, NULL);
+    *n_tokens = n;
+    if (n <= 0) return 0;
+    qwen_context *ctx = NULL;
+    qwen_context_params cp = qwen_context_default_params();
+    cp.n_ctx = 256;
+    cp.kv_type = QWEN_KV_F32;
+    if (qwen_context_new(m, &cp, &ctx) != QWEN_OK) return 0;
+    int ok = qwen_context_eval_tokens(ctx, ids, n, logits) == QWEN_OK;
+    qwen_context_free(ctx);
+    return ok;
+}
+
+static void test_chat_thinking(void) {
+    qwen_chat_options defaults = qwen_chat_default_options();
+    CHECK(defaults.enable_thinking == 1, "thinking is on by default");
+    qwen_model *m = NULL;
+    EXPECT_STATUS(qwen_model_load(path_of("family/qwen3-f32.gguf"), NULL, &m), 0);
+    if (!m) return;
+    const int32_t vocab = qwen_model_n_vocab(m);
+    float *got = malloc(sizeof(float) * (size_t)vocab), *want = malloc(sizeof(float) * (size_t)vocab);
+    qwen_context *ctx = NULL;
+    qwen_context_params cp = qwen_context_default_params();
+    cp.n_ctx = 256;
+    cp.kv_type = QWEN_KV_F32;
+    EXPECT_STATUS(qwen_context_new(m, &cp, &ctx), 0);
+    if (!ctx || !got || !want) { free(got); free(want); qwen_model_free(m); return; }
+
+    /* thinking on (NULL options, or enable_thinking 1): the 67-token ChatML prompt */
+    EXPECT_STATUS(qwen_chat_eval_ex(ctx, chat, 2, 1, NULL), 0);
+    CHECK(qwen_context_n_past(ctx) == 67, "thinking on: n_past %d", qwen_context_n_past(ctx));
+    qwen_chat_options on = defaults;
+    EXPECT_STATUS(qwen_chat_eval_ex(ctx, chat, 2, 1, &on), 0);
+    CHECK(qwen_context_n_past(ctx) == 67, "same prompt again");
+
+    /* thinking off: an empty think block after the assistant header; only it is evaluated */
+    static const char *off_suffix = "<think>\n\n</think>\n\n";
+    char text[1024];
+    snprintf(text, sizeof text, "%s%s", chat_text, off_suffix);
+    int32_t n_off = 0;
+    CHECK(eval_text_logits(m, text, want, &n_off) && n_off == 71, "reference evaluation (%d tokens)", n_off);
+    qwen_chat_options off = defaults;
+    off.enable_thinking = 0;
+    EXPECT_STATUS(qwen_chat_eval_ex(ctx, chat, 2, 1, &off), 0);
+    CHECK(qwen_context_n_past(ctx) == n_off, "thinking off: n_past %d, expected %d", qwen_context_n_past(ctx), n_off);
+    int32_t tok[8];
+    int n_tok = qwen_tokenize(m, "x", 0, tok, 8, NULL);
+    float *last = malloc(sizeof(float) * (size_t)vocab);
+    /* the cached logits are those of the last prompt token: compare by evaluating one more token in both */
+    if (last && n_tok == 1) {
+        EXPECT_STATUS(qwen_context_eval_tokens(ctx, tok, 1, got), 0);
+        snprintf(text, sizeof text, "%s%sx", chat_text, off_suffix);
+        int32_t n_x = 0;
+        CHECK(eval_text_logits(m, text, last, &n_x) && n_x == n_off + 1, "reference + x");
+        float worst = 0;
+        for (int32_t i = 0; i < vocab; i++) worst = fmaxf(worst, fabsf(got[i] - last[i]));
+        CHECK(worst < 1e-4f, "thinking off: same logits as the transformers rendering (max |d| %g)", (double)worst);
+    }
+    free(last);
+
+    /* history: an earlier assistant turn loses its <think> block (as the Qwen3 template renders it) */
+    const qwen_chat_message history[4] = {
+        {"system", "You are a helpful assistant."},
+        {"user", "What is 2+2?"},
+        {"assistant", "<think>\nThe user asks a sum.\n2+2=4.\n</think>\n\nIt is 4."},
+        {"user", "And 3+3?"},
+    };
+    static const char *history_text =
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n"
+        "<|im_start|>assistant\nIt is 4.<|im_end|>\n<|im_start|>user\nAnd 3+3?<|im_end|>\n<|im_start|>assistant\n"
+        "<think>\n\n</think>\n\n";
+    int32_t ids[256];
+    int n_hist = qwen_tokenize(m, history_text, 1, ids, 256, NULL);
+    EXPECT_STATUS(qwen_chat_eval_ex(ctx, history, 4, 1, &off), 0);
+    CHECK(n_hist > 0 && qwen_context_n_past(ctx) == n_hist, "history: n_past %d, expected %d", qwen_context_n_past(ctx), n_hist);
+    char rendered[1024];
+    int len = qwen_chat_apply_template(m, history, 4, 1, rendered, (int32_t)sizeof rendered, NULL);
+    CHECK(len > 0 && !strncmp(rendered, history_text, (size_t)len) && (size_t)len + strlen(off_suffix) == strlen(history_text),
+          "apply_template (thinking on) = the same text without the empty think block");
+
+    /* errors */
+    qwen_chat_options bad = defaults;
+    bad.enable_thinking = 2;
+    EXPECT_STATUS(qwen_chat_eval_ex(ctx, chat, 2, 1, &bad), QWEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(qwen_chat_eval_ex(NULL, chat, 2, 1, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(qwen_chat_eval_ex(ctx, NULL, 2, 1, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(qwen_chat_eval_ex(ctx, chat, 0, 1, &off), QWEN_ERR_INVALID_ARGUMENT);
+
+    qwen_context_free(ctx);
+    qwen_model_free(m);
+    free(got);
+    free(want);
+}
+
 int main(int argc, char **argv) {
     fixtures = argc > 1 ? argv[1] : "Tests/Fixtures";
     test_library();
@@ -517,6 +616,7 @@ int main(int argc, char **argv) {
         CHECK(qwen_generate(ctx, NULL, 4, NULL, NULL) >= 0, "generate after the model handle was freed");
         qwen_context_free(ctx);
     }
+    test_chat_thinking();
     printf("%d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;
 }
