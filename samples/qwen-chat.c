@@ -2,7 +2,7 @@
  * qwen-chat: a thin chat host over libqwen.
  *
  *   qwen-chat -m MODEL [-p PROMPT] [-s|--system SYSTEM] [-n MAX_TOKENS] [--temp T] [--seed S] [-t THREADS]
- *             [-c N_CTX] [--window]
+ *             [-c N_CTX] [--window] [--no-think]
  *
  * With -p it answers once and exits; without it, it reads one user turn per line from stdin. Earlier turns
  * stay in the KV cache and are not recomputed. Commands in interactive mode:
@@ -124,9 +124,10 @@ static int on_token(int32_t token, const char *piece, void *user_data) {
 static void usage(const char *argv0) {
     fprintf(stderr,
             "usage: %s -m MODEL [-p PROMPT] [-s|--system SYSTEM] [-n MAX_TOKENS] [--temp T] [--seed S] [-t THREADS]\n"
-            "          [-c N_CTX] [--window]\n"
+            "          [-c N_CTX] [--window] [--no-think]\n"
             "  MODEL is a GGUF file or a Hugging Face folder; --window drops old turns instead of failing when\n"
-            "  the context is full. Interactive commands: /reset, /save FILE, /load FILE\n",
+            "  the context is full; --no-think turns Qwen3's thinking off. Interactive commands: /reset,\n"
+            "  /save FILE, /load FILE\n",
             argv0);
 }
 
@@ -135,11 +136,13 @@ int main(int argc, char **argv) {
     int max_tokens = 256;
     qwen_sampling_params sampling = qwen_sampling_default_params();
     qwen_context_params cparams = qwen_context_default_params();
+    qwen_chat_options chat_options = qwen_chat_default_options();
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(argv[0]); return 0; }
         if (!strcmp(a, "--window")) { cparams.sliding_window = 1; continue; }
+        if (!strcmp(a, "--no-think")) { chat_options.enable_thinking = 0; continue; }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) { usage(argv[0]); return 2; }
         if (!strcmp(a, "-m")) model_path = v;
@@ -208,7 +211,7 @@ int main(int argc, char **argv) {
 
         int before = qwen_context_n_past(ctx);
         double t1 = now_seconds();
-        int rc = qwen_chat_eval(ctx, chat.messages, chat.count, 1);
+        int rc = qwen_chat_eval_ex(ctx, chat.messages, chat.count, 1, &chat_options);
         if (rc != QWEN_OK) {
             fprintf(stderr, "error: %s\n", qwen_last_error());
             if (prompt) { status = 1; break; }
