@@ -77,13 +77,19 @@ public class DecoderModel: LanguageModel, @unchecked Sendable {
         rope = RotaryEmbedding(dimension: c.headDim, theta: c.ropeTheta)
     }
 
-    public func forward(tokens: UnsafeBufferPointer<Int32>, start: Int, cache: KVCache, workspace ws: Workspace,
+    public func forward(_ input: ForwardInput, start: Int, cache: KVCache, workspace ws: Workspace,
                         logits: UnsafeMutablePointer<Float>?, allLogits: Bool) throws {
-        let n = tokens.count, d = config.hiddenSize
+        let tokens = input.tokens, n = tokens.count, d = config.hiddenSize
         precondition(n > 0 && n <= ws.batch && start + n <= cache.capacity)
         let x = ws.hidden.pointer, h = ws.normed.pointer
-        for t in 0 ..< n { try embedding.dequantizeRow(Int(tokens[t]), into: x + t * d) }
-        let queryScales = preparePositions(start: start, count: n, ws)
+        for t in 0 ..< n {
+            if let rows = input.embeddingRows, let embeddings = input.embeddings, rows[t] >= 0 {
+                (x + t * d).update(from: embeddings + Int(rows[t]) * d, count: d)
+            } else {
+                try embedding.dequantizeRow(Int(tokens[t]), into: x + t * d)
+            }
+        }
+        let queryScales = preparePositions(start: start, count: n, positions: input.positions, ws)
         for (layer, block) in blocks.enumerated() {
             block.attentionNorm(x, rows: n, into: h)
             block.attention(h, tokens: n, start: start, layer: layer, cache: cache, rope: rope, into: ws.projected.pointer, ws,
@@ -99,13 +105,21 @@ public class DecoderModel: LanguageModel, @unchecked Sendable {
         output(h, tokens: n - first, into: logits, ws)
     }
 
-    /// Writes the RoPE cos/sin of positions start..<start+count to `ws.ropeCos` / `ws.ropeSin` and returns
-    /// per-token query multipliers, if any. Overridden where they depend on the context (Qwen1's dynamic NTK
-    /// and logn attention, QwenV1.swift).
-    func preparePositions(start: Int, count n: Int, _ ws: Workspace) -> UnsafePointer<Float>? {
+    /// Writes the RoPE cos/sin of each token to `ws.ropeCos` / `ws.ropeSin` and returns per-token query
+    /// multipliers, if any. Positions are start..<start+count unless given ([component][count]); with M-RoPE
+    /// sections (`config.mropeSections`) each section of frequencies takes its own component. Overridden where
+    /// positions depend on the context (Qwen1's dynamic NTK and logn attention, QwenV1.swift).
+    func preparePositions(start: Int, count n: Int, positions: UnsafePointer<Int32>?, _ ws: Workspace) -> UnsafePointer<Float>? {
         let half = config.headDim / 2
         for t in 0 ..< n {
-            rope.angles(position: start + t, cos: ws.ropeCos.pointer + t * half, sin: ws.ropeSin.pointer + t * half)
+            let c = ws.ropeCos.pointer + t * half, s = ws.ropeSin.pointer + t * half
+            if let sections = config.mropeSections {
+                rope.angles(sections: sections, position: { component in
+                    positions.map { Int($0[min(component, 2) * n + t]) } ?? start + t
+                }, cos: c, sin: s)
+            } else {
+                rope.angles(position: positions.map { Int($0[t]) } ?? start + t, cos: c, sin: s)
+            }
         }
         return nil
     }

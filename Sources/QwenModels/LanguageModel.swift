@@ -11,12 +11,42 @@ public protocol LanguageModel: AnyObject, Sendable {
     /// values to `cache`. Writes logits of the last token to `logits` (vocabularySize floats), or of every
     /// token ([count][vocabularySize]) when `allLogits`, if `logits` is non-nil; then `workspace.normed` holds
     /// the final-normed hidden rows those logits came from (row 0 = the first such position).
-    func forward(tokens: UnsafeBufferPointer<Int32>, start: Int, cache: KVCache, workspace: Workspace,
+    func forward(_ input: ForwardInput, start: Int, cache: KVCache, workspace: Workspace,
                  logits: UnsafeMutablePointer<Float>?, allLogits: Bool) throws
 
     /// Re-encodes one cached key head (`headDim` floats, as stored) for a position `delta` earlier: what a
     /// context does when it drops a span of its cache and moves what follows down.
     func moveCachedKey(_ key: UnsafeMutablePointer<Float>, by delta: Int)
+}
+
+extension LanguageModel {
+    /// A forward pass over token ids at positions start..<start+count.
+    public func forward(tokens: UnsafeBufferPointer<Int32>, start: Int, cache: KVCache, workspace: Workspace,
+                        logits: UnsafeMutablePointer<Float>?, allLogits: Bool) throws {
+        try forward(ForwardInput(tokens: tokens), start: start, cache: cache, workspace: workspace, logits: logits,
+                    allLogits: allLogits)
+    }
+}
+
+/// What one forward pass evaluates: token ids at cache positions start..<start+count, some of which may stand
+/// for rows given directly (an image's or an audio clip's embeddings), and the RoPE positions when they are
+/// not the cache positions (M-RoPE after an image).
+public struct ForwardInput {
+    public var tokens: UnsafeBufferPointer<Int32>
+    /// For each token, the row of `embeddings` (hidden-size floats) to use instead of the token's embedding;
+    /// -1: the token's own.
+    public var embeddingRows: UnsafePointer<Int32>?
+    public var embeddings: UnsafePointer<Float>?
+    /// RoPE positions, [component][count]: one component, or three (temporal, height, width) for M-RoPE.
+    public var positions: UnsafePointer<Int32>?
+
+    public init(tokens: UnsafeBufferPointer<Int32>, embeddingRows: UnsafePointer<Int32>? = nil,
+                embeddings: UnsafePointer<Float>? = nil, positions: UnsafePointer<Int32>? = nil) {
+        self.tokens = tokens
+        self.embeddingRows = embeddingRows
+        self.embeddings = embeddings
+        self.positions = positions
+    }
 }
 
 /// Scratch activations for one forward pass of up to `batch` tokens, plus the thread pool it runs on.

@@ -14,6 +14,9 @@ public struct ModelConfig: Sendable, Equatable {
     public var rmsNormEps: Float
     /// Training context length (max_position_embeddings); the default context size is capped by it.
     public var contextLength: Int
+    /// M-RoPE (Qwen2-VL / Qwen2.5-VL): how many of the head's d/2 RoPE frequencies take their angle from the
+    /// temporal, height and width components of a position (`mrope_section`); nil: plain RoPE.
+    public var mropeSections: [Int]? = nil
     /// Whether the output head is the embedding matrix. GGUF says so by leaving out `output.weight`
     /// (nil: decided by the file); Hugging Face configs say it with `tie_word_embeddings` (default false).
     public var tiedEmbeddings: Bool?

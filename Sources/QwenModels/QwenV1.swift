@@ -42,8 +42,8 @@ public final class QwenV1Model: DecoderModel, @unchecked Sendable {
     }
 
     /// Dynamic NTK: the RoPE base for this forward (see above); logn attention: the query multipliers.
-    override func preparePositions(start: Int, count n: Int, _ ws: Workspace) -> UnsafePointer<Float>? {
-        guard let ext = config.lengthExtrapolation else { return super.preparePositions(start: start, count: n, ws) }
+    override func preparePositions(start: Int, count n: Int, positions: UnsafePointer<Int32>?, _ ws: Workspace) -> UnsafePointer<Float>? {
+        guard let ext = config.lengthExtrapolation else { return super.preparePositions(start: start, count: n, positions: positions, ws) }
         var alpha = 1.0
         if ext.dynamicNTK {
             if n > 1 || start == 0 || ws.ropeAlpha == 0 {

@@ -32,8 +32,12 @@ public final class Context: @unchecked Sendable {
     public let slidingWindow: Bool
     /// Leading tokens a sliding window never drops: the system prompt of the last chat evaluated.
     public private(set) var keepCount = 0
-    /// Tokens whose keys and values are in the cache, in order.
+    /// Tokens whose keys and values are in the cache, in order (a placeholder token where media rows were
+    /// given instead), with, per position, what media row it holds (0: none; see `PromptPiece`) and the RoPE
+    /// position the token after it gets (M-RoPE positions run behind the cache positions after an image).
     public private(set) var tokens: [Int32] = []
+    public private(set) var mediaKeys: [UInt64] = []
+    public private(set) var ropeNext: [Int32] = []
     /// Tokens run through the model since creation (prompt reuse makes this smaller than the prompts' total).
     public private(set) var evaluatedTokenCount = 0
 
@@ -80,13 +84,17 @@ public final class Context: @unchecked Sendable {
     /// Empties the KV cache.
     public func reset() {
         tokens.removeAll(keepingCapacity: true)
+        mediaKeys.removeAll(keepingCapacity: true)
+        ropeNext.removeAll(keepingCapacity: true)
         hasLogits = false
         cq_store_release_u32(cancelFlag, 0)
     }
 
     /// Sets the cached tokens after their keys and values were restored (state loading).
-    func replaceTokens(_ newTokens: [Int32], hasLogits: Bool) {
+    func replaceTokens(_ newTokens: [Int32], mediaKeys keys: [UInt64], ropeNext next: [Int32], hasLogits: Bool) {
         tokens = newTokens
+        mediaKeys = keys
+        ropeNext = next
         self.hasLogits = hasLogits && !newTokens.isEmpty
     }
 
@@ -101,6 +109,9 @@ public final class Context: @unchecked Sendable {
         let lm = model.languageModel
         cache.discard(span, filled: tokens.count) { lm.moveCachedKey($0, by: span.count) }
         tokens.removeSubrange(span)
+        mediaKeys.removeSubrange(span)
+        ropeNext.removeSubrange(span)
+        for i in span.lowerBound ..< ropeNext.count { ropeNext[i] -= Int32(span.count) }  // keys moved by span.count
         if !keepingLogits { hasLogits = false }
         keepCount = min(keepCount, span.lowerBound)
     }
@@ -109,6 +120,8 @@ public final class Context: @unchecked Sendable {
     public func truncate(to count: Int) {
         guard count < tokens.count else { return }
         tokens.removeLast(tokens.count - max(0, count))
+        mediaKeys.removeLast(mediaKeys.count - max(0, count))
+        ropeNext.removeLast(ropeNext.count - max(0, count))
         hasLogits = false
     }
 
@@ -129,39 +142,69 @@ public final class Context: @unchecked Sendable {
     /// Appends `newTokens` at the next positions. Optionally copies the last token's logits out, or every
     /// token's logits (`[count][vocabularySize]`) with `allLogits`. Nothing is evaluated if the tokens do not fit.
     public func eval(_ newTokens: [Int32], logits out: UnsafeMutablePointer<Float>? = nil, allLogits: Bool = false) throws {
-        guard !newTokens.isEmpty else { throw QwenError.invalidArgument("no tokens to evaluate") }
+        try eval(PromptPlan(pieces: [.tokens(newTokens)], after: ropeNext.last ?? 0, mrope: usesMRoPE), logits: out, allLogits: allLogits)
+    }
+
+    /// Appends prompt pieces (token runs, media rows) at the next positions; as `eval(_:logits:allLogits:)`.
+    public func eval(pieces: [PromptPiece], logits out: UnsafeMutablePointer<Float>? = nil, allLogits: Bool = false) throws {
+        try eval(PromptPlan(pieces: pieces, after: ropeNext.last ?? 0, mrope: usesMRoPE), logits: out, allLogits: allLogits)
+    }
+
+    var usesMRoPE: Bool { model.config.mropeSections != nil }
+
+    func eval(_ plan: PromptPlan, logits out: UnsafeMutablePointer<Float>?, allLogits: Bool) throws {
+        let count = plan.tokens.count
+        guard count > 0 else { throw QwenError.invalidArgument("no tokens to evaluate") }
         let vocab = vocabularySize
-        for t in newTokens where t < 0 || Int(t) >= vocab {
+        for (t, row) in zip(plan.tokens, plan.rows) where row < 0 && (t < 0 || Int(t) >= vocab) {
             throw QwenError.invalidArgument("token id \(t) is outside the vocabulary (0..<\(vocab))")
         }
-        guard tokens.count + newTokens.count <= capacity else {
-            throw QwenError(.contextFull, "context full: \(tokens.count) + \(newTokens.count) tokens exceed n_ctx \(capacity)")
+        guard tokens.count + count <= capacity else {
+            throw QwenError(.contextFull, "context full: \(tokens.count) + \(count) tokens exceed n_ctx \(capacity)")
         }
         let lm = model.languageModel
         let allLogits = allLogits && out != nil
         let d = model.config.hiddenSize
+        let components = model.config.mropeSections == nil ? 1 : 3
+        let hasMedia = plan.rows.contains { $0 >= 0 }
+        // explicit positions only where they differ from the cache positions
+        let explicitPositions = components == 3 || plan.positions[0].first.map { Int($0) != tokens.count } ?? false
         var done = 0
-        workspace.evaluationEnd = tokens.count + newTokens.count  // the chunks below end there
-        try newTokens.withUnsafeBufferPointer { all in
-            while done < all.count {
-                if takeCancellation() { throw QwenError(.cancelled, "evaluation cancelled") }
-                let n = min(batchSize, all.count - done)
-                let chunk = UnsafeBufferPointer(rebasing: all[done ..< done + n])
-                let isLast = done + n == all.count
-                let target: UnsafeMutablePointer<Float>? = allLogits ? out.map { $0 + done * vocab } : (isLast ? logits.pointer : nil)
-                hasLogits = false
-                try lm.forward(tokens: chunk, start: tokens.count, cache: cache, workspace: workspace,
-                               logits: target, allLogits: allLogits)
-                tokens.append(contentsOf: chunk)
-                evaluatedTokenCount += n
-                if isLast {  // the model leaves the normed rows it computed logits for in workspace.normed
-                    hidden.pointer.update(from: workspace.normed.pointer + (allLogits ? (n - 1) * d : 0), count: d)
+        workspace.evaluationEnd = tokens.count + count  // the chunks below end there
+        try plan.tokens.withUnsafeBufferPointer { all in
+            try plan.rows.withUnsafeBufferPointer { rows in
+                try plan.embeddings.withUnsafeBufferPointer { embeddings in
+                    try withUnsafeTemporaryAllocation(of: Int32.self, capacity: components * min(batchSize, count)) { positions in
+                        while done < count {
+                            if takeCancellation() { throw QwenError(.cancelled, "evaluation cancelled") }
+                            let n = min(batchSize, count - done)
+                            for c in 0 ..< components {
+                                for t in 0 ..< n { positions[c * n + t] = plan.positions[min(c, plan.positions.count - 1)][done + t] }
+                            }
+                            let input = ForwardInput(
+                                tokens: UnsafeBufferPointer(rebasing: all[done ..< done + n]),
+                                embeddingRows: hasMedia ? rows.baseAddress! + done : nil,
+                                embeddings: hasMedia ? embeddings.baseAddress : nil,
+                                positions: explicitPositions ? UnsafePointer(positions.baseAddress!) : nil)
+                            let isLast = done + n == count
+                            let target: UnsafeMutablePointer<Float>? = allLogits ? out.map { $0 + done * vocab } : (isLast ? logits.pointer : nil)
+                            hasLogits = false
+                            try lm.forward(input, start: tokens.count, cache: cache, workspace: workspace, logits: target, allLogits: allLogits)
+                            tokens.append(contentsOf: all[done ..< done + n])
+                            mediaKeys.append(contentsOf: plan.mediaKeys[done ..< done + n])
+                            ropeNext.append(contentsOf: plan.ropeNext[done ..< done + n])
+                            evaluatedTokenCount += n
+                            if isLast {  // the model leaves the normed rows it computed logits for in workspace.normed
+                                hidden.pointer.update(from: workspace.normed.pointer + (allLogits ? (n - 1) * d : 0), count: d)
+                            }
+                            done += n
+                        }
+                    }
                 }
-                done += n
             }
         }
         if allLogits, let out {
-            logits.pointer.update(from: out + (newTokens.count - 1) * vocab, count: vocab)
+            logits.pointer.update(from: out + (count - 1) * vocab, count: vocab)
         } else if let out {
             out.update(from: logits.pointer, count: vocab)
         }
@@ -170,36 +213,45 @@ public final class Context: @unchecked Sendable {
 
     /// Evaluates `prompt` so the cache holds exactly it, reusing the longest cached prefix.
     public func evalReusingPrefix(_ prompt: [Int32]) throws {
+        try evalReusingPrefix(pieces: [.tokens(prompt)])
+    }
+
+    /// Evaluates prompt pieces so the cache holds exactly them, reusing the longest cached prefix (media
+    /// match by content, through their keys).
+    public func evalReusingPrefix(pieces: [PromptPiece]) throws {
+        let plan = PromptPlan(pieces: pieces, after: 0, mrope: usesMRoPE)
+        let prompt = plan.tokens, keys = plan.mediaKeys
         guard !prompt.isEmpty else { throw QwenError.invalidArgument("empty prompt") }
         guard prompt.count <= capacity else {
             throw QwenError(.contextFull, "prompt of \(prompt.count) tokens exceeds n_ctx \(capacity)")
         }
-        if prompt == tokens, hasLogits { return }
+        if prompt == tokens, keys == mediaKeys, hasLogits { return }
         func commonPrefix() -> Int {
             var n = 0
-            while n < min(prompt.count, tokens.count), prompt[n] == tokens[n] { n += 1 }
+            while n < min(prompt.count, tokens.count), prompt[n] == tokens[n], keys[n] == mediaKeys[n] { n += 1 }
             return n
         }
         var common = commonPrefix()
         // with the sliding window, turns dropped from the conversation are dropped from the cache and what
         // follows is moved, not recomputed (an approximation: those keys and values were computed while
         // attending to the dropped turns; without the window, results always equal a fresh evaluation)
-        if slidingWindow, common < prompt.count - 1, let resume = resumePoint(of: prompt[common...], after: common) {
+        if slidingWindow, common < prompt.count - 1, let resume = resumePoint(of: prompt[common...], keys: keys[common...], after: common) {
             try discard(common ..< resume)
             common = commonPrefix()
         }
         // the last prompt token is always evaluated, so its logits are fresh
         truncate(to: min(common, prompt.count - 1))
-        try eval(Array(prompt[tokens.count...]))
+        try eval(plan.suffix(from: tokens.count), logits: nil, allLogits: false)
     }
 
     /// Where in the cache (after `start`) `rest` continues for long enough to be worth keeping: 16 tokens,
     /// or everything that remains of the cache.
-    private func resumePoint(of rest: ArraySlice<Int32>, after start: Int) -> Int? {
+    private func resumePoint(of rest: ArraySlice<Int32>, keys: ArraySlice<UInt64>, after start: Int) -> Int? {
         guard let first = rest.first else { return nil }
         for j in (start + 1) ..< max(start + 1, tokens.count) where tokens[j] == first {
             var n = 0
-            while n < rest.count - 1, j + n < tokens.count, tokens[j + n] == rest[rest.startIndex + n] { n += 1 }
+            while n < rest.count - 1, j + n < tokens.count, tokens[j + n] == rest[rest.startIndex + n],
+                  mediaKeys[j + n] == keys[keys.startIndex + n] { n += 1 }
             if n >= 16 || j + n == tokens.count || n == rest.count - 1 { return j }
         }
         return nil

@@ -11,7 +11,7 @@ import Musl
 /// to this library version; a state only loads into a context of a model with the same shape and cache type.
 extension Context {
     private static let stateMagic: UInt32 = 0x5453_5751  // "QWST"
-    private static let stateVersion: UInt32 = 2
+    private static let stateVersion: UInt32 = 3
 
     /// Numbers a state must agree on with the context it is loaded into.
     private var stateShape: [Int64] {
@@ -32,7 +32,7 @@ extension Context {
     public var stateSize: Int {
         let header = 4 + 4 + 8 * stateShape.count + 8 + 1 + 8
         let kv = 2 * cache.layers * cache.kvHeads * tokens.count * cache.rowBytes
-        return header + tokens.count * 4 + (vocabularySize + hidden.count) * 4 + kv
+        return header + tokens.count * (4 + 8 + 4) + (vocabularySize + hidden.count) * 4 + kv
     }
 
     /// Writes the state into `buffer` (at least `stateSize` bytes); returns the bytes written.
@@ -57,6 +57,8 @@ extension Context {
         put(UInt8(hasLogits ? 1 : 0))
         put(workspace.ropeAlpha)  // a model's position-encoding state (Qwen1's frozen NTK alpha)
         tokens.withUnsafeBytes { putBytes($0.baseAddress!, $0.count) }
+        mediaKeys.withUnsafeBytes { putBytes($0.baseAddress!, $0.count) }
+        ropeNext.withUnsafeBytes { putBytes($0.baseAddress!, $0.count) }
         putBytes(logits.raw, vocabularySize * 4)
         putBytes(hidden.raw, hidden.count * 4)
         for layer in 0 ..< cache.layers {
@@ -95,11 +97,14 @@ extension Context {
         let savedHasLogits = try r.read(UInt8.self, "flags") != 0
         let ropeAlpha = try r.readDouble("rope alpha")
         let rows = n * cache.rowBytes
-        let expected = r.offset + n * 4 + (vocabularySize + hidden.count) * 4 + 2 * cache.layers * cache.kvHeads * rows
+        let expected = r.offset + n * (4 + 8 + 4) + (vocabularySize + hidden.count) * 4 + 2 * cache.layers * cache.kvHeads * rows
         guard bytes.count == expected else { throw QwenError.format("context state has \(bytes.count) bytes, expected \(expected)") }
         let tokenBytes = try r.readBytes(n * 4, "tokens")
         let saved = (0 ..< n).map { tokenBytes.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self) }
         guard saved.allSatisfy({ $0 >= 0 && Int($0) < vocabularySize }) else { throw QwenError.format("context state holds invalid tokens") }
+        let keyBytes = try r.readBytes(n * 8, "media keys"), nextBytes = try r.readBytes(n * 4, "rope positions")
+        let savedKeys = (0 ..< n).map { keyBytes.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self) }
+        let savedNext = (0 ..< n).map { nextBytes.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self) }
         logits.raw.copyMemory(from: try r.readBytes(vocabularySize * 4, "logits").baseAddress!, byteCount: vocabularySize * 4)
         hidden.raw.copyMemory(from: try r.readBytes(hidden.count * 4, "hidden state").baseAddress!, byteCount: hidden.count * 4)
         for layer in 0 ..< cache.layers {
@@ -108,7 +113,7 @@ extension Context {
                 cache.value(layer: layer, head: head, position: 0).copyMemory(from: try r.readBytes(rows, "values").baseAddress!, byteCount: rows)
             }
         }
-        replaceTokens(saved, hasLogits: savedHasLogits)
+        replaceTokens(saved, mediaKeys: savedKeys, ropeNext: savedNext, hasLogits: savedHasLogits)
         workspace.ropeAlpha = ropeAlpha
     }
 

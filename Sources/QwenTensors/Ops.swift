@@ -129,6 +129,27 @@ public struct RotaryEmbedding: Sendable {
         }
     }
 
+    /// M-RoPE (Qwen2-VL): the d/2 frequencies fall into consecutive `sections` (temporal, height, width), each
+    /// taking its angle from its own component of the position; `position(s)` gives component s.
+    public func angles(sections: [Int], position: (Int) -> Int, cos c: UnsafeMutablePointer<Float>, sin s: UnsafeMutablePointer<Float>) {
+        var i = 0
+        for (section, width) in sections.enumerated() {
+            let fp = Float(position(section))
+            for _ in 0 ..< width where i < dimension / 2 {
+                let a = Double(fp * inverseFrequencies[i])
+                c[i] = Float(Glibc.cos(a))
+                s[i] = Float(Glibc.sin(a))
+                i += 1
+            }
+        }
+        while i < dimension / 2 {  // frequencies past the sections (none in released configs): the last component
+            let a = Double(Float(position(sections.count - 1)) * inverseFrequencies[i])
+            c[i] = Float(Glibc.cos(a))
+            s[i] = Float(Glibc.sin(a))
+            i += 1
+        }
+    }
+
     /// Rotates `heads` consecutive head vectors of `dimension` floats in place.
     public func apply(_ x: UnsafeMutablePointer<Float>, heads: Int, cos c: UnsafePointer<Float>, sin s: UnsafePointer<Float>) {
         let half = dimension / 2
