@@ -176,3 +176,68 @@ public enum Attention {
         }
     }
 }
+
+/// Which rows attend to which: the queries in `queries` attend to the keys in `keys` (and to no others).
+public struct AttentionSpan: Sendable, Equatable {
+    public var queries: Range<Int>
+    public var keys: Range<Int>
+
+    public init(queries: Range<Int>, keys: Range<Int>) {
+        self.queries = queries
+        self.keys = keys
+    }
+
+    /// Rows attending to each other within `range` (one image, one window).
+    public init(_ range: Range<Int>) {
+        queries = range
+        keys = range
+    }
+}
+
+extension Attention {
+    /// Scratch floats per worker for `bidirectional`: one score per key of the longest span.
+    public static func bidirectionalScratchFloats(longestKeySpan: Int) -> Int { longestKeySpan + 16 }
+
+    /// Non-causal multi-head attention, as encoders use it (a ViT over an image's patches, window attention,
+    /// an audio encoder with padded frames masked): q is [rows][heads · headDim], k and v [rows][kvHeads ·
+    /// headDim] (grouped heads when kvHeads < heads), out [rows][heads · headDim]; each span's queries see only
+    /// its keys. Rows in no span are left untouched.
+    public static func bidirectional(queries q: UnsafePointer<Float>, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>,
+                                     heads: Int, kvHeads: Int, headDim d: Int, spans: [AttentionSpan],
+                                     output out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+                                     scratchPerWorker: Int, pool: ThreadPool?) {
+        let group = heads / kvHeads, scale = 1 / Float(d).squareRoot()
+        let qRow = heads * d, kvRow = kvHeads * d
+        // tasks: (span, head, query chunk of up to 16 rows)
+        var tasks: [(span: Int, head: Int, start: Int)] = []
+        for (i, s) in spans.enumerated() {
+            for h in 0 ..< heads {
+                for start in stride(from: s.queries.lowerBound, to: s.queries.upperBound, by: 16) { tasks.append((i, h, start)) }
+            }
+        }
+        func run(_ index: Int, _ worker: Int) {
+            let task = tasks[index], span = spans[task.span], h = task.head, g = h / group
+            let scores = scratch + worker * scratchPerWorker
+            for row in task.start ..< min(task.start + 16, span.queries.upperBound) {
+                let qv = q + row * qRow + h * d
+                var m = -Float.infinity
+                for (j, key) in span.keys.enumerated() {
+                    let s = RowKernels.dotF32(d, k + key * kvRow + g * d, qv) * scale
+                    scores[j] = s
+                    m = max(m, s)
+                }
+                let inv = 1 / Ops.expShifted(scores, span.keys.count, shift: m)
+                let o = out + row * qRow + h * d
+                o.update(repeating: 0, count: d)
+                for (j, key) in span.keys.enumerated() {
+                    RowKernels.axpyF32(d, scores[j] * inv, v + key * kvRow + g * d, o)
+                }
+            }
+        }
+        if let pool, tasks.count > 1 {
+            pool.parallelFor(tasks.count, run)
+        } else {
+            for i in 0 ..< tasks.count { run(i, 0) }
+        }
+    }
+}

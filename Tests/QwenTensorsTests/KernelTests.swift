@@ -324,3 +324,42 @@ extension KernelTests {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+@Suite struct BidirectionalAttentionTests {
+    @Test func matchesAReferenceWithSpansAndGroupedHeads() {
+        let rows = 11, heads = 4, kvHeads = 2, d = 8
+        var rng = TestRandom(5)
+        let q = rng.floats(rows * heads * d), k = rng.floats(rows * kvHeads * d), v = rng.floats(rows * kvHeads * d)
+        let spans = [AttentionSpan(0 ..< 4), AttentionSpan(queries: 4 ..< 11, keys: 4 ..< 9)]  // second: last 2 keys masked
+        var out = [Float](repeating: .nan, count: rows * heads * d)
+        var scratch = [Float](repeating: 0, count: 3 * Attention.bidirectionalScratchFloats(longestKeySpan: 5))
+        let pool = ThreadPool(threads: 3)
+        q.withUnsafeBufferPointer { qp in k.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { vp in
+            out.withUnsafeMutableBufferPointer { op in scratch.withUnsafeMutableBufferPointer { sp in
+                Attention.bidirectional(queries: qp.baseAddress!, keys: kp.baseAddress!, values: vp.baseAddress!, heads: heads,
+                                        kvHeads: kvHeads, headDim: d, spans: spans, output: op.baseAddress!, scratch: sp.baseAddress!,
+                                        scratchPerWorker: Attention.bidirectionalScratchFloats(longestKeySpan: 5), pool: pool)
+            } }
+        } } }
+        for span in spans {
+            for r in span.queries {
+                for h in 0 ..< heads {
+                    let g = h / (heads / kvHeads)
+                    var s = span.keys.map { j -> Double in
+                        (0 ..< d).map { Double(q[r * heads * d + h * d + $0]) * Double(k[j * kvHeads * d + g * d + $0]) }.reduce(0, +) / Double(d).squareRoot()
+                    }
+                    let m = s.max()!
+                    s = s.map { referenceExp($0 - m) }
+                    let total = s.reduce(0, +)
+                    for i in 0 ..< d {
+                        var ref = 0.0
+                        for (n, j) in span.keys.enumerated() { ref += s[n] / total * Double(v[j * kvHeads * d + g * d + i]) }
+                        #expect(abs(Double(out[r * heads * d + h * d + i]) - ref) < 1e-5)
+                    }
+                }
+            }
+        }
+    }
+}
+
+private func referenceExp(_ x: Double) -> Double { Glibc.exp(x) }
