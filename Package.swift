@@ -16,6 +16,14 @@ let swiftFlags: [SwiftSetting] = [
 ]
 let cFlags: [CSetting] = [.unsafeFlags(["-march=\(targetCPU)", "-O3"])]
 
+// libqwen.so is self-contained for embedding: it carries the Swift runtime statically (NEEDED is only
+// libc/libm/libstdc++/libgcc_s), has a versioned SONAME and exports nothing but the qwen_* C API.
+let libraryLinkFlags: [LinkerSetting] = [
+    .unsafeFlags(["-static-stdlib", "-use-ld=lld",
+                  "-Xlinker", "-soname=libqwen.so.0",
+                  "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/Qwen/exports.map"]),
+]
+
 let package = Package(
     name: "qwen",
     products: [
@@ -36,7 +44,8 @@ let package = Package(
         // Sessions: contexts with KV cache, sampling, generation, chat.
         .target(name: "QwenRuntime", dependencies: ["QwenModels"], swiftSettings: swiftFlags),
         // The C ABI (include/qwen.h): thin @_cdecl functions over QwenRuntime.
-        .target(name: "Qwen", dependencies: ["QwenRuntime", "CQwen"], swiftSettings: swiftFlags),
+        .target(name: "Qwen", dependencies: ["QwenRuntime", "CQwen"], exclude: ["exports.map"], swiftSettings: swiftFlags,
+                linkerSettings: libraryLinkFlags),
         // Developer tool: best-of-N timing of one matrix product (bench/kernels).
         .executableTarget(name: "kernel-bench", dependencies: ["QwenTensors"], path: "bench/kernels", swiftSettings: swiftFlags),
         .target(name: "QwenTestSupport", dependencies: ["QwenFormats"], path: "Tests/Support", swiftSettings: swiftFlags),

@@ -17,6 +17,13 @@
 
 #include <stdint.h>
 
+/* Version of this header; qwen_version() returns the library's. The SONAME (libqwen.so.0) changes only
+ * when the ABI breaks. */
+#define QWEN_VERSION_MAJOR 0
+#define QWEN_VERSION_MINOR 1
+#define QWEN_VERSION_PATCH 0
+#define QWEN_VERSION "0.1.0"
+
 #ifdef __cplusplus
 extern "C" {
 #endif

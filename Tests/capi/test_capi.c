@@ -97,7 +97,7 @@ static int collect(int32_t token, const char *piece, void *user_data) {
 }
 
 static void test_library(void) {
-    CHECK(qwen_version() && strlen(qwen_version()) > 0, "version");
+    CHECK(qwen_version() && strcmp(qwen_version(), QWEN_VERSION) == 0, "library version equals the header's");
     CHECK(!strcmp(qwen_status_string(QWEN_ERR_CONTEXT_FULL), "QWEN_ERR_CONTEXT_FULL"), "status string");
     CHECK(!strcmp(qwen_status_string(12345), "QWEN_UNKNOWN_STATUS"), "unknown status");
     qwen_model_params mp = qwen_model_default_params();
