@@ -207,7 +207,7 @@ struct BehaviorTests {
             for (k, v) in good.metadata where k.hasPrefix("tokenizer.") { w.set(k, v) }
             edit(&w)
             let path = TestSupport.temporaryPath("tok.gguf")
-            TestSupport.writeBytes(w.serialize(), to: path)
+            TestSupport.writeBytes(try! w.serialize(), to: path)
             defer { removePath(path) }
             do { _ = try Tokenizer(gguf: GGUFFile(path: path)); return nil } catch let e as QwenError { return e.status } catch { return .invalidArgument }
         }
