@@ -13,6 +13,13 @@ func now() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
+/// CPU time of this thread: less disturbed than wall time when other work shares the machine.
+func cpuNow() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
 let args = CommandLine.arguments
 guard args.count >= 5, let type = TensorType.allCases.first(where: { $0.name.lowercased() == args[1].lowercased() }),
       let rows = Int(args[2]), let cols = Int(args[3]), let tokens = Int(args[4]) else {
@@ -48,10 +55,15 @@ let x = try AlignedBuffer<Float>(count: tokens * cols)
 for i in 0 ..< x.count { x.pointer[i] = Float(Int(nextRandom() % 2001) - 1000) / 1000 }
 let y = try AlignedBuffer<Float>(count: tokens * rows)
 let pack = !(args.count > 8 && args[8] == "nopack")
+let packStart = cpuNow()
 let matrices = try (0 ..< copiesToUse).map {
     try WeightMatrix(TensorData(name: "w", type: type, shape: [rows, cols], data: weights.raw + $0 * matrixBytes, byteCount: matrixBytes), pack: pack)
 }
 let probe = matrices[0]
+if pack, probe.packed != nil {
+    let dt = cpuNow() - packStart
+    print("packing \(copiesToUse) x \(matrixBytes >> 10) KiB: \(Int(dt * 1e3)) ms CPU, \(Int(Double(copiesToUse * matrixBytes) / dt / 1e6)) MB/s")
+}
 let scratch = try AlignedBuffer<UInt8>(count: probe.scratchBytes(tokens: tokens) + 64)
 let pool = threads > 1 ? ThreadPool(threads: threads) : nil
 
