@@ -1,0 +1,693 @@
+/*
+ * Reliability test of the C API (docs/RELIABILITY.md):
+ *  - a table of invalid arguments: every public function of include/qwen.h called with NULL pointers, freed handles,
+ *    handles of the wrong kind, forged pointers, negative or oversized counts, capacity 0 and invalid enum values
+ *    returns its documented status (QWEN_ERR_INVALID_ARGUMENT unless noted) with a message, and nothing crashes.
+ *    The header is read at run time: a declared function without a row fails the test;
+ *  - a full context returns QWEN_ERR_CONTEXT_FULL, evaluates nothing, and works again after qwen_context_reset;
+ *  - under an address-space limit (a child process; skipped under sanitizers and valgrind, which reserve far more
+ *    address space): a KV cache that cannot be allocated gives QWEN_ERR_OUT_OF_MEMORY and the model stays usable,
+ *    and hostile files (huge counts, lengths, dimensions, offsets; JSON nested 10^6 deep) are refused with their
+ *    error instead of allocating;
+ *  - JSON nested 10^6 deep is refused on a thread with a 256 KiB stack (hosts run us on small stacks).
+ *
+ *   test_invalid_args FIXTURES_DIR HEADER      (Tests/Fixtures include/qwen.h)
+ *
+ * Strict C11 (plus POSIX); build: cc -std=c11 -Wall -Wextra -Werror -Iinclude ... -lqwen -pthread
+ */
+#define _GNU_SOURCE
+#include <qwen.h>
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || __has_feature(address_sanitizer) || \
+    __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define UNDER_SANITIZER 1
+#else
+#define UNDER_SANITIZER 0
+#endif
+
+static int failures = 0, checks = 0;
+static const char *fixtures;
+static char scratch[256];
+
+#define CHECK(cond, ...)                                                                      \
+    do {                                                                                      \
+        checks++;                                                                             \
+        if (!(cond)) {                                                                        \
+            failures++;                                                                       \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                   \
+            fprintf(stderr, __VA_ARGS__);                                                     \
+            fprintf(stderr, " (last error: %s)\n", qwen_last_error());                        \
+        }                                                                                     \
+    } while (0)
+
+static char *path_of(const char *relative) {
+    static char buf[4][1024];
+    static int next = 0;
+    char *b = buf[next++ % 4];
+    snprintf(b, sizeof buf[0], "%s/%s", fixtures, relative);
+    return b;
+}
+
+static char *scratch_path(const char *name) {
+    static char buf[4][512];
+    static int next = 0;
+    char *b = buf[next++ % 4];
+    snprintf(b, sizeof buf[0], "%s/%s", scratch, name);
+    return b;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- The table ---- */
+
+/* Functions that got at least one row (checked against the header at the end). */
+static char tested[256][64];
+static int n_tested = 0;
+
+static void mark_tested(const char *function) {
+    for (int i = 0; i < n_tested; i++)
+        if (!strcmp(tested[i], function)) return;
+    if (n_tested < 256) snprintf(tested[n_tested++], sizeof tested[0], "%s", function);
+}
+
+/* A known message set before each row, so a row's error must be its own. */
+static const char *sentinel(void) {
+    qwen_context_reset(NULL);
+    return "qwen_context_reset: ctx is NULL";
+}
+
+static int rows = 0;
+
+/* One row: `got` is what the call returned; a failure status must come with a message of its own. */
+static void row(const char *function, const char *what, int64_t expected, int64_t got) {
+    rows++;
+    mark_tested(function);
+    checks++;
+    if (got != expected) {
+        failures++;
+        fprintf(stderr, "FAIL %s (%s): returned %lld (%s), expected %lld (%s); last error: %s\n", function, what,
+                (long long)got, qwen_status_string((int)got), (long long)expected, qwen_status_string((int)expected),
+                qwen_last_error());
+        return;
+    }
+    if (expected < 0) {
+        const char *message = qwen_last_error();
+        checks++;
+        if (!message || !*message || (strcmp(function, "qwen_context_reset") && !strcmp(message, "qwen_context_reset: ctx is NULL"))) {
+            failures++;
+            fprintf(stderr, "FAIL %s (%s): no message of its own (\"%s\")\n", function, what, message ? message : "(null)");
+        }
+    }
+}
+
+#define ROW(function, what, expected, call) (sentinel(), row(#function, what, (int64_t)(expected), (int64_t)(call)))
+/* A row for a function without a status (void, or a value that cannot be an error): `ok` must hold afterwards. */
+#define ROW_OK(function, what, ok) (row(#function, what, 1, (int64_t)((ok) ? 1 : 0)))
+
+static int ignore_token(int32_t token, const char *piece, void *user_data) {
+    (void)token, (void)piece, (void)user_data;
+    return 0;
+}
+
+static void test_table(void) {
+    const int INVALID = QWEN_ERR_INVALID_ARGUMENT;
+    qwen_model_params mp = qwen_model_default_params();
+    mp.n_threads = 1;
+    qwen_model *model = NULL, *tmp_model = (qwen_model *)(uintptr_t)0x1;
+    qwen_context *ctx = NULL, *tmp_ctx = (qwen_context *)(uintptr_t)0x1;
+    if (qwen_model_load(path_of("tiny/qwen2-f32.gguf"), &mp, &model) != QWEN_OK) {
+        CHECK(0, "load the tiny model");
+        return;
+    }
+    qwen_context_params cp = qwen_context_default_params();
+    cp.n_ctx = 64;
+    cp.n_threads = 1;
+    cp.kv_type = QWEN_KV_F32;
+    if (qwen_context_new(model, &cp, &ctx) != QWEN_OK) {
+        CHECK(0, "make a context");
+        qwen_model_free(model);
+        return;
+    }
+    /* freed handles (made after the live ones; nothing else registers a handle while the rows run) */
+    qwen_model *freed_model = NULL;
+    qwen_context *freed_ctx = NULL;
+    qwen_model_load(path_of("tiny/qwen2-q8_0.gguf"), &mp, &freed_model);
+    qwen_context_new(model, &cp, &freed_ctx);
+    qwen_context_free(freed_ctx);
+    qwen_model_free(freed_model);
+    CHECK(freed_model && freed_ctx, "freed handles made");
+    qwen_model *const bad_models[4] = {NULL, freed_model, (qwen_model *)ctx, (qwen_model *)(uintptr_t)0x1000};
+    qwen_context *const bad_ctxs[4] = {NULL, freed_ctx, (qwen_context *)model, (qwen_context *)(uintptr_t)0x2000};
+    const char *const bad_what[4] = {"NULL handle", "freed handle", "handle of the other kind", "forged pointer"};
+
+    int32_t tokens[8] = {1, 2, 3, 4, 5, 6, 7, 8}, out_tokens[8], needed = 0;
+    char buf[256];
+    float floats[4096];
+    qwen_model_details details;
+    qwen_sampling_params sp = qwen_sampling_default_params();
+    const qwen_chat_message chat[1] = {{"user", "Hello"}};
+    qwen_chat_options opts = qwen_chat_default_options();
+    const char *stops[1] = {"x"};
+
+    /* library */
+    ROW_OK(qwen_version, "no arguments", qwen_version() && !strcmp(qwen_version(), QWEN_VERSION));
+    ROW_OK(qwen_last_error, "after a failure", (qwen_context_reset(NULL), strlen(qwen_last_error()) > 0));
+    ROW_OK(qwen_status_string, "unknown status 12345", !strcmp(qwen_status_string(12345), "QWEN_UNKNOWN_STATUS"));
+    ROW_OK(qwen_status_string, "INT32_MIN", !strcmp(qwen_status_string(INT32_MIN), "QWEN_UNKNOWN_STATUS"));
+    ROW_OK(qwen_status_string, "QWEN_ERR_BUFFER_TOO_SMALL", !strcmp(qwen_status_string(-8), "QWEN_ERR_BUFFER_TOO_SMALL"));
+    ROW_OK(qwen_model_default_params, "defaults", qwen_model_default_params().use_mmap == 1);
+    ROW_OK(qwen_context_default_params, "defaults", qwen_context_default_params().n_batch == 512);
+    ROW_OK(qwen_sampling_default_params, "defaults", qwen_sampling_default_params().seed == UINT64_MAX);
+    ROW_OK(qwen_chat_default_options, "defaults", qwen_chat_default_options().enable_thinking == 1);
+    ROW_OK(qwen_quantize_default_params, "defaults", qwen_quantize_default_params().type != NULL);
+
+    /* models */
+    ROW(qwen_model_load, "path NULL", INVALID, qwen_model_load(NULL, &mp, &tmp_model));
+    ROW_OK(qwen_model_load, "out cleared on failure", tmp_model == NULL);
+    ROW(qwen_model_load, "out NULL", INVALID, qwen_model_load(path_of("tiny/qwen2-f32.gguf"), &mp, NULL));
+    ROW(qwen_model_load, "empty path", INVALID, qwen_model_load("", &mp, &tmp_model));
+    ROW(qwen_model_load, "missing file", QWEN_ERR_IO, qwen_model_load("/nonexistent/x.gguf", &mp, &tmp_model));
+    ROW(qwen_model_load, "a directory without config.json", QWEN_ERR_IO, qwen_model_load(scratch, &mp, &tmp_model));
+    ROW(qwen_model_load, "/dev/zero (not a regular file)", QWEN_ERR_IO, qwen_model_load("/dev/zero", &mp, &tmp_model));
+    qwen_model_params bad_mp = mp;
+    bad_mp.n_threads = -1;
+    ROW(qwen_model_load, "n_threads -1", INVALID, qwen_model_load(path_of("tiny/qwen2-f32.gguf"), &bad_mp, &tmp_model));
+    bad_mp.n_threads = 1 << 20;
+    ROW(qwen_model_load, "n_threads 2^20", INVALID, qwen_model_load(path_of("tiny/qwen2-f32.gguf"), &bad_mp, &tmp_model));
+    for (int i = 0; i < 4; i++) {
+        const char *w = bad_what[i];
+        qwen_model *bm = bad_models[i];
+        ROW(qwen_model_n_vocab, w, INVALID, qwen_model_n_vocab(bm));
+        ROW(qwen_model_n_embd, w, INVALID, qwen_model_n_embd(bm));
+        ROW(qwen_model_n_ctx_train, w, INVALID, qwen_model_n_ctx_train(bm));
+        ROW(qwen_token_is_eog, w, INVALID, qwen_token_is_eog(bm, 0));
+        ROW(qwen_model_info, w, INVALID, qwen_model_info(bm, &details));
+        ROW(qwen_tokenize, w, INVALID, qwen_tokenize(bm, "hi", 0, out_tokens, 8, NULL));
+        ROW(qwen_detokenize, w, INVALID, qwen_detokenize(bm, tokens, 2, buf, sizeof buf, NULL));
+        ROW(qwen_context_new, w, INVALID, qwen_context_new(bm, &cp, &tmp_ctx));
+        ROW_OK(qwen_context_new, "out cleared on failure", tmp_ctx == NULL);
+        ROW(qwen_chat_apply_template, w, INVALID, qwen_chat_apply_template(bm, chat, 1, 1, buf, sizeof buf, NULL));
+        qwen_model_free(bm); /* ignored: the live context and model stay usable (checked below) */
+        ROW_OK(qwen_model_free, w, qwen_context_n_past(ctx) == 0 && qwen_model_n_vocab(model) == 2112);
+    }
+    ROW(qwen_token_is_eog, "token -1", 0, qwen_token_is_eog(model, -1));
+    ROW(qwen_token_is_eog, "token INT32_MAX", 0, qwen_token_is_eog(model, INT32_MAX));
+    ROW(qwen_model_info, "out NULL", INVALID, qwen_model_info(model, NULL));
+
+    /* tokenizer */
+    ROW(qwen_tokenize, "text NULL", INVALID, qwen_tokenize(model, NULL, 0, out_tokens, 8, NULL));
+    ROW(qwen_tokenize, "tokens NULL, capacity 8", INVALID, qwen_tokenize(model, "hi", 0, NULL, 8, NULL));
+    ROW(qwen_tokenize, "capacity -1", INVALID, qwen_tokenize(model, "hi", 0, out_tokens, -1, NULL));
+    ROW(qwen_tokenize, "capacity INT32_MIN", INVALID, qwen_tokenize(model, "hi", 0, out_tokens, INT32_MIN, NULL));
+    ROW(qwen_tokenize, "capacity 0 (size query)", QWEN_ERR_BUFFER_TOO_SMALL, qwen_tokenize(model, "hello world", 0, NULL, 0, &needed));
+    ROW_OK(qwen_tokenize, "size query sets n_needed", needed > 0 && needed == qwen_tokenize(model, "hello world", 0, out_tokens, 8, NULL));
+    ROW(qwen_tokenize, "capacity 1 of 2", QWEN_ERR_BUFFER_TOO_SMALL, qwen_tokenize(model, "hello world", 0, out_tokens, 1, &needed));
+    ROW(qwen_tokenize, "empty text, capacity 0", 0, qwen_tokenize(model, "", 1, NULL, 0, NULL));
+    ROW(qwen_detokenize, "n -1", INVALID, qwen_detokenize(model, tokens, -1, buf, sizeof buf, NULL));
+    ROW(qwen_detokenize, "n INT32_MIN", INVALID, qwen_detokenize(model, tokens, INT32_MIN, buf, sizeof buf, NULL));
+    ROW(qwen_detokenize, "tokens NULL, n 2", INVALID, qwen_detokenize(model, NULL, 2, buf, sizeof buf, NULL));
+    int32_t bad_ids[3][1] = {{-1}, {2112}, {INT32_MAX}};
+    for (int i = 0; i < 3; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "token id %d", bad_ids[i][0]);
+        ROW(qwen_detokenize, what, INVALID, qwen_detokenize(model, bad_ids[i], 1, buf, sizeof buf, NULL));
+    }
+    ROW(qwen_detokenize, "buf NULL, capacity 10", INVALID, qwen_detokenize(model, tokens, 2, NULL, 10, NULL));
+    ROW(qwen_detokenize, "capacity -1", INVALID, qwen_detokenize(model, tokens, 2, buf, -1, NULL));
+    ROW(qwen_detokenize, "capacity 0 (size query)", QWEN_ERR_BUFFER_TOO_SMALL, qwen_detokenize(model, tokens, 2, NULL, 0, &needed));
+    ROW(qwen_detokenize, "n 0", 0, qwen_detokenize(model, NULL, 0, buf, sizeof buf, NULL));
+
+    /* contexts */
+    qwen_context_params bad_cp;
+    struct { const char *what; int field; int32_t value; int expected; } params[] = {
+        {"n_ctx -1", 0, -1, INVALID}, {"n_ctx INT32_MIN", 0, INT32_MIN, INVALID}, {"n_ctx 2^23 (over 2^22)", 0, 1 << 23, INVALID},
+        {"n_ctx INT32_MAX", 0, INT32_MAX, INVALID}, {"n_threads -1", 1, -1, INVALID}, {"n_threads 2^20", 1, 1 << 20, INVALID},
+        {"n_batch -1", 2, -1, INVALID}, {"n_batch 2^20", 2, 1 << 20, INVALID}, {"kv_type 3", 3, 3, INVALID},
+        {"kv_type -1", 3, -1, INVALID}, {"kv_type Q8_0 with head size 16", 3, QWEN_KV_Q8_0, QWEN_ERR_UNSUPPORTED},
+    };
+    for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
+        bad_cp = cp;
+        int32_t *fields[4] = {&bad_cp.n_ctx, &bad_cp.n_threads, &bad_cp.n_batch, &bad_cp.kv_type};
+        *fields[params[i].field] = params[i].value;
+        ROW(qwen_context_new, params[i].what, params[i].expected, qwen_context_new(model, &bad_cp, &tmp_ctx));
+    }
+    ROW(qwen_context_new, "out NULL", INVALID, qwen_context_new(model, &cp, NULL));
+    for (int i = 0; i < 4; i++) {
+        const char *w = bad_what[i];
+        qwen_context *bc = bad_ctxs[i];
+        ROW(qwen_context_reset, w, INVALID, qwen_context_reset(bc));
+        ROW(qwen_context_eval_tokens, w, INVALID, qwen_context_eval_tokens(bc, tokens, 1, NULL));
+        ROW(qwen_context_n_past, w, INVALID, qwen_context_n_past(bc));
+        ROW(qwen_context_n_ctx, w, INVALID, qwen_context_n_ctx(bc));
+        ROW(qwen_context_n_evaluated, w, INVALID, qwen_context_n_evaluated(bc));
+        ROW(qwen_context_logits, w, INVALID, qwen_context_logits(bc, floats, 4096));
+        ROW(qwen_context_embedding, w, INVALID, qwen_context_embedding(bc, floats, 4096));
+        ROW(qwen_context_state_size, w, INVALID, qwen_context_state_size(bc));
+        ROW(qwen_context_state_save, w, INVALID, qwen_context_state_save(bc, buf, sizeof buf));
+        ROW(qwen_context_state_load, w, INVALID, qwen_context_state_load(bc, buf, sizeof buf));
+        ROW(qwen_context_state_save_file, w, INVALID, qwen_context_state_save_file(bc, scratch_path("state")));
+        ROW(qwen_context_state_load_file, w, INVALID, qwen_context_state_load_file(bc, scratch_path("state")));
+        ROW(qwen_context_cancel, w, INVALID, qwen_context_cancel(bc));
+        ROW(qwen_generate, w, INVALID, qwen_generate(bc, NULL, 4, NULL, NULL));
+        ROW(qwen_generate_ex, w, INVALID, qwen_generate_ex(bc, NULL, 4, stops, 1, NULL, NULL));
+        ROW(qwen_chat_eval, w, INVALID, qwen_chat_eval(bc, chat, 1, 1));
+        ROW(qwen_chat_eval_ex, w, INVALID, qwen_chat_eval_ex(bc, chat, 1, 1, &opts));
+        qwen_context_free(bc); /* ignored */
+        ROW_OK(qwen_context_free, w, qwen_context_n_past(ctx) == 0 && qwen_model_n_vocab(model) == 2112);
+    }
+    /* before anything was evaluated */
+    ROW(qwen_context_logits, "nothing evaluated", INVALID, qwen_context_logits(ctx, floats, 4096));
+    ROW(qwen_context_embedding, "nothing evaluated", INVALID, qwen_context_embedding(ctx, floats, 4096));
+    ROW(qwen_generate, "nothing evaluated", INVALID, qwen_generate(ctx, NULL, 4, NULL, NULL));
+    ROW(qwen_context_eval_tokens, "tokens NULL", INVALID, qwen_context_eval_tokens(ctx, NULL, 1, NULL));
+    ROW(qwen_context_eval_tokens, "n 0", INVALID, qwen_context_eval_tokens(ctx, tokens, 0, NULL));
+    ROW(qwen_context_eval_tokens, "n -1", INVALID, qwen_context_eval_tokens(ctx, tokens, -1, NULL));
+    int32_t outside[2] = {5, 2112}, negative[2] = {5, -1};
+    ROW(qwen_context_eval_tokens, "token 2112 (= n_vocab)", INVALID, qwen_context_eval_tokens(ctx, outside, 2, NULL));
+    ROW(qwen_context_eval_tokens, "token -1", INVALID, qwen_context_eval_tokens(ctx, negative, 2, NULL));
+    ROW_OK(qwen_context_eval_tokens, "nothing evaluated by a refused call", qwen_context_n_past(ctx) == 0);
+    ROW(qwen_context_eval_tokens, "valid", 0, qwen_context_eval_tokens(ctx, tokens, 4, NULL));
+    ROW(qwen_context_logits, "out NULL", INVALID, qwen_context_logits(ctx, NULL, 4096));
+    ROW(qwen_context_logits, "capacity -1", INVALID, qwen_context_logits(ctx, floats, -1));
+    ROW(qwen_context_logits, "capacity 0", QWEN_ERR_BUFFER_TOO_SMALL, qwen_context_logits(ctx, floats, 0));
+    ROW(qwen_context_logits, "capacity n_vocab - 1", QWEN_ERR_BUFFER_TOO_SMALL, qwen_context_logits(ctx, floats, 2111));
+    ROW(qwen_context_embedding, "out NULL", INVALID, qwen_context_embedding(ctx, NULL, 64));
+    ROW(qwen_context_embedding, "capacity -1", INVALID, qwen_context_embedding(ctx, floats, -1));
+    ROW(qwen_context_embedding, "capacity 63", QWEN_ERR_BUFFER_TOO_SMALL, qwen_context_embedding(ctx, floats, 63));
+    /* states */
+    int64_t state_size = qwen_context_state_size(ctx);
+    ROW_OK(qwen_context_state_size, "valid", state_size > 0);
+    ROW(qwen_context_state_save, "buf NULL", INVALID, qwen_context_state_save(ctx, NULL, state_size));
+    ROW(qwen_context_state_save, "capacity -1", INVALID, qwen_context_state_save(ctx, buf, -1));
+    ROW(qwen_context_state_save, "capacity 0", QWEN_ERR_BUFFER_TOO_SMALL, qwen_context_state_save(ctx, buf, 0));
+    ROW(qwen_context_state_load, "buf NULL", INVALID, qwen_context_state_load(ctx, NULL, 16));
+    ROW(qwen_context_state_load, "size -1", INVALID, qwen_context_state_load(ctx, buf, -1));
+    ROW(qwen_context_state_load, "size 0", QWEN_ERR_FORMAT, qwen_context_state_load(ctx, buf, 0));
+    memset(buf, 0x5A, sizeof buf);
+    ROW(qwen_context_state_load, "garbage", QWEN_ERR_FORMAT, qwen_context_state_load(ctx, buf, sizeof buf));
+    ROW_OK(qwen_context_state_load, "a refused state leaves the context as it was", qwen_context_n_past(ctx) == 4);
+    ROW(qwen_context_state_save_file, "path NULL", INVALID, qwen_context_state_save_file(ctx, NULL));
+    ROW(qwen_context_state_save_file, "unwritable path", QWEN_ERR_IO, qwen_context_state_save_file(ctx, "/nonexistent/dir/state"));
+    ROW(qwen_context_state_load_file, "path NULL", INVALID, qwen_context_state_load_file(ctx, NULL));
+    ROW(qwen_context_state_load_file, "missing file", QWEN_ERR_IO, qwen_context_state_load_file(ctx, "/nonexistent/state"));
+    ROW(qwen_context_state_load_file, "a directory", QWEN_ERR_IO, qwen_context_state_load_file(ctx, scratch));
+    ROW(qwen_context_state_load_file, "an empty file", QWEN_ERR_FORMAT,
+        (fclose(fopen(scratch_path("empty"), "wb")), qwen_context_state_load_file(ctx, scratch_path("empty"))));
+    /* generation */
+    struct { const char *what; int field; float value; } sampling[] = {
+        {"temperature NaN", 0, NAN}, {"temperature inf", 0, INFINITY}, {"top_p 2", 1, 2}, {"top_p -1", 1, -1},
+        {"min_p -0.5", 2, -0.5f}, {"min_p 1.5", 2, 1.5f}, {"repeat_penalty 0", 3, 0}, {"repeat_penalty -1", 3, -1},
+        {"typical_p 0", 4, 0}, {"typical_p 1.5", 4, 1.5f}, {"presence_penalty NaN", 5, NAN}, {"frequency_penalty -inf", 6, -INFINITY},
+    };
+    for (size_t i = 0; i < sizeof sampling / sizeof sampling[0]; i++) {
+        qwen_sampling_params bad = qwen_sampling_default_params();
+        float *fields[7] = {&bad.temperature, &bad.top_p, &bad.min_p, &bad.repeat_penalty, &bad.typical_p, &bad.presence_penalty,
+                            &bad.frequency_penalty};
+        *fields[sampling[i].field] = sampling[i].value;
+        ROW(qwen_generate, sampling[i].what, INVALID, qwen_generate(ctx, &bad, 2, ignore_token, NULL));
+    }
+    sp = qwen_sampling_default_params();
+    sp.top_k = -1;
+    ROW(qwen_generate, "top_k -1", INVALID, qwen_generate(ctx, &sp, 2, NULL, NULL));
+    sp = qwen_sampling_default_params();
+    sp.penalty_last_n = -1;
+    ROW(qwen_generate, "penalty_last_n -1", INVALID, qwen_generate(ctx, &sp, 2, NULL, NULL));
+    ROW(qwen_generate, "max_tokens -1", INVALID, qwen_generate(ctx, NULL, -1, NULL, NULL));
+    ROW(qwen_generate, "max_tokens INT32_MIN", INVALID, qwen_generate(ctx, NULL, INT32_MIN, NULL, NULL));
+    ROW(qwen_generate, "max_tokens 0", 0, qwen_generate(ctx, NULL, 0, NULL, NULL));
+    ROW(qwen_generate_ex, "stop NULL, n_stop 1", INVALID, qwen_generate_ex(ctx, NULL, 2, NULL, 1, NULL, NULL));
+    ROW(qwen_generate_ex, "n_stop -1", INVALID, qwen_generate_ex(ctx, NULL, 2, stops, -1, NULL, NULL));
+    ROW(qwen_generate_ex, "n_stop 2^20", INVALID, qwen_generate_ex(ctx, NULL, 2, stops, 1 << 20, NULL, NULL));
+    const char *null_stop[2] = {"x", NULL};
+    ROW(qwen_generate_ex, "stop[1] NULL", INVALID, qwen_generate_ex(ctx, NULL, 2, null_stop, 2, NULL, NULL));
+    ROW(qwen_generate_ex, "stop NULL, n_stop 0", 0, qwen_generate_ex(ctx, NULL, 0, NULL, 0, NULL, NULL));
+    ROW_OK(qwen_generate, "refused calls generate nothing", qwen_context_n_past(ctx) == 4);
+    /* chat */
+    const qwen_chat_message null_role[1] = {{NULL, "x"}}, null_content[1] = {{"user", NULL}}, empty_role[1] = {{"", "x"}};
+    const struct { const char *what; const qwen_chat_message *list; int32_t n; } chats[] = {
+        {"messages NULL", NULL, 1}, {"n 0", chat, 0}, {"n -1", chat, -1}, {"n INT32_MIN", chat, INT32_MIN},
+        {"role NULL", null_role, 1}, {"content NULL", null_content, 1}, {"empty role", empty_role, 1},
+    };
+    for (size_t i = 0; i < sizeof chats / sizeof chats[0]; i++) {
+        ROW(qwen_chat_eval, chats[i].what, INVALID, qwen_chat_eval(ctx, chats[i].list, chats[i].n, 1));
+        ROW(qwen_chat_eval_ex, chats[i].what, INVALID, qwen_chat_eval_ex(ctx, chats[i].list, chats[i].n, 1, NULL));
+        ROW(qwen_chat_apply_template, chats[i].what, INVALID, qwen_chat_apply_template(model, chats[i].list, chats[i].n, 1, buf, sizeof buf, NULL));
+    }
+    qwen_chat_options bad_opts = opts;
+    bad_opts.enable_thinking = 2;
+    ROW(qwen_chat_eval_ex, "enable_thinking 2", INVALID, qwen_chat_eval_ex(ctx, chat, 1, 1, &bad_opts));
+    bad_opts.enable_thinking = -1;
+    ROW(qwen_chat_eval_ex, "enable_thinking -1", INVALID, qwen_chat_eval_ex(ctx, chat, 1, 1, &bad_opts));
+    ROW(qwen_chat_apply_template, "buf NULL, capacity 10", INVALID, qwen_chat_apply_template(model, chat, 1, 1, NULL, 10, NULL));
+    ROW(qwen_chat_apply_template, "capacity -1", INVALID, qwen_chat_apply_template(model, chat, 1, 1, buf, -1, NULL));
+    ROW(qwen_chat_apply_template, "capacity 0 (size query)", QWEN_ERR_BUFFER_TOO_SMALL,
+        qwen_chat_apply_template(model, chat, 1, 1, NULL, 0, &needed));
+    ROW_OK(qwen_chat_apply_template, "size query sets n_needed", needed > 0);
+    ROW(qwen_context_cancel, "valid (then the next call is cancelled)", 0, qwen_context_cancel(ctx));
+    ROW(qwen_generate, "after cancel", QWEN_ERR_CANCELLED, qwen_generate(ctx, NULL, 2, NULL, NULL));
+    ROW(qwen_context_reset, "valid", 0, qwen_context_reset(ctx));
+    /* quantization */
+    qwen_quantize_params qp = qwen_quantize_default_params();
+    ROW(qwen_model_quantize, "input NULL", INVALID, qwen_model_quantize(NULL, scratch_path("q.gguf"), &qp));
+    ROW(qwen_model_quantize, "output NULL", INVALID, qwen_model_quantize(path_of("tiny/qwen2-f32.gguf"), NULL, &qp));
+    ROW(qwen_model_quantize, "missing input", QWEN_ERR_IO, qwen_model_quantize("/nonexistent/x.gguf", scratch_path("q.gguf"), &qp));
+    qwen_quantize_params bad_qp = qp;
+    bad_qp.type = "Q9_9";
+    ROW(qwen_model_quantize, "unknown type", QWEN_ERR_UNSUPPORTED, qwen_model_quantize(path_of("tiny/qwen2-f32.gguf"), scratch_path("q.gguf"), &bad_qp));
+    bad_qp = qp;
+    bad_qp.n_threads = -1;
+    ROW(qwen_model_quantize, "n_threads -1", INVALID, qwen_model_quantize(path_of("tiny/qwen2-f32.gguf"), scratch_path("q.gguf"), &bad_qp));
+    bad_qp.n_threads = 1 << 30;
+    double t0 = now();
+    ROW(qwen_model_quantize, "n_threads 2^30", INVALID, qwen_model_quantize(path_of("tiny/qwen2-f32.gguf"), scratch_path("q.gguf"), &bad_qp));
+    CHECK(now() - t0 < 5, "n_threads 2^30 refused at once (%.1f s)", now() - t0);
+    bad_qp = qp;
+    bad_qp.pure = 2;
+    ROW(qwen_model_quantize, "pure 2", INVALID, qwen_model_quantize(path_of("tiny/qwen2-f32.gguf"), scratch_path("q.gguf"), &bad_qp));
+    ROW(qwen_model_quantize, "output in a missing folder", QWEN_ERR_IO,
+        qwen_model_quantize(path_of("tiny/qwen2-f32.gguf"), "/nonexistent/dir/q.gguf", &qp));
+
+    qwen_context_free(ctx);
+    qwen_model_free(model);
+}
+
+/* Every function the header declares has a row. */
+static void check_header_coverage(const char *header) {
+    FILE *f = fopen(header, "r");
+    if (!f) {
+        CHECK(0, "cannot read %s", header);
+        return;
+    }
+    char line[1024];
+    int declared = 0, missing = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == ' ' || line[0] == '*' || line[0] == '/' || line[0] == '#' || !strncmp(line, "typedef", 7)) continue;
+        char *open = strchr(line, '(');
+        if (!open) continue;
+        char *start = open;
+        while (start > line && (start[-1] == '_' || (start[-1] >= 'a' && start[-1] <= 'z') || (start[-1] >= '0' && start[-1] <= '9'))) start--;
+        if (strncmp(start, "qwen_", 5)) continue;
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)(open - start), start);
+        declared++;
+        int found = 0;
+        for (int i = 0; i < n_tested; i++) found |= !strcmp(tested[i], name);
+        if (!found) {
+            missing++;
+            fprintf(stderr, "FAIL %s is declared in %s but has no row in the invalid-argument table\n", name, header);
+        }
+    }
+    fclose(f);
+    checks++;
+    if (missing) failures++;
+    printf("invalid-argument table: %d rows over %d functions (%d declared in the header, %d without a row)\n", rows, n_tested,
+           declared, missing);
+}
+
+/* ---- A full context ---- */
+
+static void test_context_full(void) {
+    qwen_model_params mp = qwen_model_default_params();
+    mp.n_threads = 1;
+    qwen_model *m = NULL;
+    if (qwen_model_load(path_of("tiny/qwen2-f32.gguf"), &mp, &m) != QWEN_OK) {
+        CHECK(0, "load");
+        return;
+    }
+    qwen_context_params cp = qwen_context_default_params();
+    cp.n_ctx = 16;
+    cp.n_threads = 1;
+    cp.kv_type = QWEN_KV_F32;
+    qwen_context *ctx = NULL, *fresh = NULL;
+    qwen_context_new(m, &cp, &ctx);
+    qwen_context_new(m, &cp, &fresh);
+    if (!ctx || !fresh) {
+        CHECK(0, "contexts");
+        return;
+    }
+    int32_t ids[20];
+    for (int i = 0; i < 20; i++) ids[i] = 100 + 37 * i;
+    CHECK(qwen_context_eval_tokens(ctx, ids, 17, NULL) == QWEN_ERR_CONTEXT_FULL, "17 tokens into 16 positions");
+    CHECK(qwen_context_n_past(ctx) == 0, "nothing evaluated (%d)", qwen_context_n_past(ctx));
+    CHECK(qwen_context_eval_tokens(ctx, ids, 12, NULL) == QWEN_OK, "12 tokens");
+    CHECK(qwen_context_eval_tokens(ctx, ids + 12, 5, NULL) == QWEN_ERR_CONTEXT_FULL, "12 + 5 > 16");
+    CHECK(qwen_context_n_past(ctx) == 12, "still 12 (%d)", qwen_context_n_past(ctx));
+    CHECK(qwen_context_eval_tokens(ctx, ids + 12, 4, NULL) == QWEN_OK, "exactly full");
+    CHECK(qwen_context_eval_tokens(ctx, ids, 1, NULL) == QWEN_ERR_CONTEXT_FULL, "one more");
+    qwen_sampling_params sp = qwen_sampling_default_params();
+    sp.temperature = 0;
+    CHECK(qwen_generate(ctx, &sp, 4, NULL, NULL) == QWEN_ERR_CONTEXT_FULL, "generate in a full context");
+    const qwen_chat_message chat[1] = {{"user", "a message far too long for sixteen positions of context, surely"}};
+    CHECK(qwen_chat_eval(ctx, chat, 1, 1) == QWEN_ERR_CONTEXT_FULL, "chat too long");
+    CHECK(strstr(qwen_last_error(), "n_ctx") != NULL, "message names n_ctx");
+    CHECK(qwen_context_n_past(ctx) == 16, "the full cache is kept (%d)", qwen_context_n_past(ctx));
+    /* after a reset: evaluates again, with the same logits as a fresh context */
+    CHECK(qwen_context_reset(ctx) == QWEN_OK && qwen_context_n_past(ctx) == 0, "reset");
+    static float a[2112], b[2112];
+    CHECK(qwen_context_eval_tokens(ctx, ids, 16, a) == QWEN_OK, "16 tokens after reset");
+    CHECK(qwen_context_eval_tokens(fresh, ids, 16, b) == QWEN_OK, "16 tokens in a fresh context");
+    CHECK(!memcmp(a, b, sizeof a), "same logits as a fresh context");
+    CHECK(qwen_context_reset(ctx) == QWEN_OK && qwen_context_eval_tokens(ctx, ids, 8, NULL) == QWEN_OK, "reset again");
+    CHECK(qwen_generate(ctx, &sp, 100, NULL, NULL) == QWEN_ERR_CONTEXT_FULL && qwen_context_n_past(ctx) == 16,
+          "generation fills the context");
+    qwen_context_free(ctx);
+    qwen_context_free(fresh);
+    qwen_model_free(m);
+}
+
+/* ---- Hostile files ---- */
+
+static void put_u32(FILE *f, uint32_t v) { fwrite(&v, 4, 1, f); }
+static void put_u64(FILE *f, uint64_t v) { fwrite(&v, 8, 1, f); }
+static void put_str(FILE *f, const char *s, uint64_t claimed) {
+    put_u64(f, claimed ? claimed : strlen(s));
+    fputs(s, f);
+}
+static void pad(FILE *f, int n) {
+    for (int i = 0; i < n; i++) fputc(0, f);
+}
+
+/* GGUF headers that claim what the file does not hold. Returns the number written. */
+static int write_hostile_ggufs(char names[][64]) {
+    int n = 0;
+    FILE *f;
+#define OPEN(name) (snprintf(names[n], 64, "%s", name), f = fopen(scratch_path(names[n++]), "wb"))
+    OPEN("tensors-2e40.gguf");
+    put_u32(f, 0x46554747), put_u32(f, 3), put_u64(f, 1ull << 40), put_u64(f, 0), pad(f, 64), fclose(f);
+    OPEN("metadata-2e40.gguf");
+    put_u32(f, 0x46554747), put_u32(f, 3), put_u64(f, 0), put_u64(f, 1ull << 40), pad(f, 64), fclose(f);
+    OPEN("key-2e60.gguf");
+    put_u32(f, 0x46554747), put_u32(f, 3), put_u64(f, 0), put_u64(f, 1), put_str(f, "general.name", 1ull << 60), pad(f, 64), fclose(f);
+    OPEN("string-2e60.gguf");
+    put_u32(f, 0x46554747), put_u32(f, 3), put_u64(f, 0), put_u64(f, 1), put_str(f, "general.name", 0), put_u32(f, 8);
+    put_str(f, "x", 1ull << 60), pad(f, 64), fclose(f);
+    OPEN("array-2e60.gguf");
+    put_u32(f, 0x46554747), put_u32(f, 3), put_u64(f, 0), put_u64(f, 1), put_str(f, "tokenizer.ggml.tokens", 0), put_u32(f, 9);
+    put_u32(f, 8), put_u64(f, 1ull << 60), pad(f, 64), fclose(f);
+    OPEN("dims-huge.gguf");
+    put_u32(f, 0x46554747), put_u32(f, 3), put_u64(f, 1), put_u64(f, 0), put_str(f, "token_embd.weight", 0), put_u32(f, 4);
+    for (int i = 0; i < 4; i++) put_u64(f, 0x7fffffff);
+    put_u32(f, 0), put_u64(f, 0), pad(f, 64), fclose(f);
+    OPEN("data-past-end.gguf");
+    put_u32(f, 0x46554747), put_u32(f, 3), put_u64(f, 1), put_u64(f, 0), put_str(f, "token_embd.weight", 0), put_u32(f, 2);
+    put_u64(f, 1u << 20), put_u64(f, 1u << 20), put_u32(f, 0), put_u64(f, 0), pad(f, 64), fclose(f);
+    OPEN("offset-2e63.gguf");
+    put_u32(f, 0x46554747), put_u32(f, 3), put_u64(f, 1), put_u64(f, 0), put_str(f, "token_embd.weight", 0), put_u32(f, 1);
+    put_u64(f, 8), put_u32(f, 0), put_u64(f, 1ull << 63), pad(f, 64), fclose(f);
+#undef OPEN
+    return n;
+}
+
+/* A Hugging Face folder with the tiny tokenizer and a config.json made of `repeat` copies of `unit`. */
+static const char *hostile_folder(const char *name, const char *unit, int repeat) {
+    char *dir = scratch_path(name);
+    mkdir(dir, 0700);
+    char p[600], target[1200];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    FILE *f = fopen(p, "wb");
+    for (int i = 0; i < repeat; i++) fputs(unit, f);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    snprintf(target, sizeof target, "%s", path_of("tiny/tokenizer/tokenizer.json"));
+    if (target[0] != '/') {
+        char cwd[512];
+        if (getcwd(cwd, sizeof cwd)) snprintf(target, sizeof target, "%s/%s", cwd, path_of("tiny/tokenizer/tokenizer.json"));
+    }
+    unlink(p);
+    if (symlink(target, p) != 0) fprintf(stderr, "warning: symlink %s: %s\n", p, strerror(errno));
+    return dir;
+}
+
+static void test_hostile_files(void) {
+    char names[16][64];
+    int n = write_hostile_ggufs(names);
+    qwen_model *m = (qwen_model *)(uintptr_t)0x1;
+    for (int i = 0; i < n; i++) {
+        double t0 = now();
+        int rc = qwen_model_load(scratch_path(names[i]), NULL, &m);
+        CHECK(rc == QWEN_ERR_FORMAT && m == NULL, "%s: %s", names[i], qwen_status_string(rc));
+        CHECK(now() - t0 < 2, "%s refused at once", names[i]);
+    }
+    /* safetensors header length 2^60, in a folder with a valid config */
+    const char *dir = hostile_folder("st-header", "{\"model_type\":\"qwen2\",\"hidden_size\":64,\"num_hidden_layers\":1,"
+                                                  "\"num_attention_heads\":4,\"intermediate_size\":128}", 1);
+    char p[600];
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    FILE *f = fopen(p, "wb");
+    put_u64(f, 1ull << 60), fputs("{}", f), fclose(f);
+    CHECK(qwen_model_load(dir, NULL, &m) == QWEN_ERR_FORMAT, "safetensors header length 2^60");
+    /* config.json nested 10^6 deep */
+    dir = hostile_folder("deep", "[", 1000000);
+    CHECK(qwen_model_load(dir, NULL, &m) == QWEN_ERR_FORMAT && strstr(qwen_last_error(), "nesting"), "config.json nested 10^6 deep");
+    dir = hostile_folder("deep-objects", "{\"a\":", 1000000);
+    CHECK(qwen_model_load(dir, NULL, &m) == QWEN_ERR_FORMAT, "config.json of objects nested 10^6 deep");
+    /* a giant number as a dimension */
+    dir = hostile_folder("giant-number", "{\"model_type\":\"qwen2\",\"num_hidden_layers\":1,\"hidden_size\":1", 1);
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    f = fopen(p, "ab");
+    for (int i = 0; i < 100000; i++) fputc('0', f);
+    fputs(",\"num_attention_heads\":4,\"intermediate_size\":128}", f);
+    fclose(f);
+    CHECK(qwen_model_load(dir, NULL, &m) == QWEN_ERR_FORMAT, "a 100001-digit hidden_size");
+}
+
+typedef struct { const char *dir; int status; double seconds; } deep_job;
+
+static void *deep_on_small_stack(void *arg) {
+    deep_job *job = arg;
+    qwen_model *m = NULL;
+    double t0 = now();
+    job->status = qwen_model_load(job->dir, NULL, &m);
+    job->seconds = now() - t0;
+    return NULL;
+}
+
+/* Deeply nested JSON on a 256 KiB stack: refused, not a stack overflow. */
+static void test_small_stack(void) {
+    deep_job job = {hostile_folder("deep-small-stack", "[", 1000000), 0, 0};
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 << 10);
+    pthread_t t;
+    if (pthread_create(&t, &attr, deep_on_small_stack, &job) != 0) {
+        CHECK(0, "pthread_create");
+        return;
+    }
+    pthread_join(t, NULL);
+    pthread_attr_destroy(&attr);
+    CHECK(job.status == QWEN_ERR_FORMAT, "deep JSON on a 256 KiB stack: %s", qwen_status_string(job.status));
+}
+
+/* ---- Under an address-space limit (child process) ---- */
+
+static long vm_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0;
+    if (f) {
+        if (fscanf(f, "%ld", &pages) != 1) pages = 0;
+        fclose(f);
+    }
+    return pages * sysconf(_SC_PAGESIZE);
+}
+
+static int child_limited(void) {
+    /* room for the tiny models, contexts and the library's threads, not for a 2 GiB KV cache */
+    long limit = vm_bytes() + (768l << 20);
+    struct rlimit rl = {(rlim_t)limit, (rlim_t)limit};
+    if (setrlimit(RLIMIT_AS, &rl) != 0) {
+        fprintf(stderr, "setrlimit: %s\n", strerror(errno));
+        return 1;
+    }
+    qwen_model_params mp = qwen_model_default_params();
+    mp.n_threads = 1;
+    qwen_model *m = NULL;
+    CHECK(qwen_model_load(path_of("tiny/qwen2-f32.gguf"), &mp, &m) == QWEN_OK, "load under the limit");
+    if (!m) return 1;
+    qwen_context_params cp = qwen_context_default_params();
+    cp.n_ctx = 1 << 22; /* F32 cache: 2 x 1 GiB */
+    cp.kv_type = QWEN_KV_F32;
+    cp.n_threads = 1;
+    qwen_context *ctx = (qwen_context *)(uintptr_t)0x1;
+    int rc = qwen_context_new(m, &cp, &ctx);
+    CHECK(rc == QWEN_ERR_OUT_OF_MEMORY && ctx == NULL, "a KV cache over the limit: %s", qwen_status_string(rc));
+    CHECK(strstr(qwen_last_error(), "KV cache") != NULL, "message names the KV cache");
+    /* the model stays usable */
+    cp.n_ctx = 128;
+    ctx = NULL;
+    CHECK(qwen_context_new(m, &cp, &ctx) == QWEN_OK, "a small context after the failure");
+    const qwen_chat_message chat[1] = {{"user", "Hello"}};
+    qwen_sampling_params sp = qwen_sampling_default_params();
+    sp.temperature = 0;
+    CHECK(ctx && qwen_chat_eval(ctx, chat, 1, 1) == QWEN_OK && qwen_generate(ctx, &sp, 4, NULL, NULL) >= 0,
+          "the model evaluates after the failure");
+    qwen_context_free(ctx);
+    qwen_model_free(m);
+    /* hostile files under the limit: refused, nothing allocated */
+    test_hostile_files();
+    printf("address-space limit %ld MiB: %d checks, %d failures\n", limit >> 20, checks, failures);
+    return failures ? 1 : 0;
+}
+
+static void test_limited(const char *self, const char *header) {
+    if (UNDER_SANITIZER || getenv("QWEN_TEST_NO_RLIMIT")) {
+        printf("skipped the address-space-limit checks (sanitizer or QWEN_TEST_NO_RLIMIT)\n");
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl(self, self, fixtures, header, "--limited", scratch, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the address-space-limit checks (status %d)", status);
+}
+
+static void remove_scratch(void) {
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch);
+    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", scratch);
+}
+
+int main(int argc, char **argv) {
+    fixtures = argc > 1 ? argv[1] : "Tests/Fixtures";
+    const char *header = argc > 2 ? argv[2] : "include/qwen.h";
+    if (argc > 4 && !strcmp(argv[3], "--limited")) {
+        snprintf(scratch, sizeof scratch, "%s", argv[4]);
+        return child_limited();
+    }
+    snprintf(scratch, sizeof scratch, "/tmp/qwen-invalid-XXXXXX");
+    if (!mkdtemp(scratch)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_table();
+    check_header_coverage(header);
+    test_context_full();
+    test_hostile_files();
+    test_small_stack();
+    test_limited("/proc/self/exe", header);
+    remove_scratch();
+    printf("%d checks, %d failures\n", checks, failures);
+    return failures ? 1 : 0;
+}
