@@ -18,7 +18,10 @@ let cFlags: [CSetting] = [.unsafeFlags(["-march=\(targetCPU)", "-O3"])]
 
 // libqwen.so is self-contained for embedding: it carries the Swift runtime statically (NEEDED is only
 // libc/libm/libstdc++/libgcc_s), has a versioned SONAME and exports nothing but the qwen_* C API.
-let libraryLinkFlags: [LinkerSetting] = [
+// Reliability builds (docs/RELIABILITY.md: scripts/sanitize.sh, scripts/fuzz.sh) set QWEN_SANITIZE=1 and get a plain
+// shared library instead: the sanitizer runtimes want the shared Swift runtime and their own exported symbols.
+let sanitizing = Context.environment["QWEN_SANITIZE"] != nil || Context.environment["QWEN_FUZZ"] != nil
+let libraryLinkFlags: [LinkerSetting] = sanitizing ? [] : [
     .unsafeFlags(["-static-stdlib", "-use-ld=lld",
                   "-Xlinker", "-soname=libqwen.so.0",
                   "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/Qwen/exports.map"]),
@@ -38,8 +41,20 @@ let package = Package(
         .target(name: "QwenTensors", dependencies: ["CQwen", "QwenFormats"], swiftSettings: swiftFlags),
         // Byte-level BPE tokenizer (Qwen vocabularies) and chat templates.
         .target(name: "QwenTokenizer", dependencies: ["QwenFormats"], swiftSettings: swiftFlags),
+        // System libraries for audio: libsndfile decodes, libsoxr resamples (Debian libsndfile1-dev, libsoxr-dev).
+        .systemLibrary(name: "CSndfile", path: "Sources/CSndfile", pkgConfig: "sndfile", providers: [.apt(["libsndfile1-dev"])]),
+        .systemLibrary(name: "CSoxr", path: "Sources/CSoxr", pkgConfig: "soxr", providers: [.apt(["libsoxr-dev"])]),
+        // System libraries for images: libpng and libjpeg-turbo (Debian libpng-dev, libjpeg62-turbo-dev), behind a
+        // small C target that turns their longjmp error handling into return codes.
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
+        .target(name: "CQwenMedia", dependencies: ["CPNG", "CJPEG"], cSettings: cFlags,
+                linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
+        // Media input: audio decoding, resampling and log-mel features; image decoding and preprocessing.
+        .target(name: "QwenMedia", dependencies: ["QwenFormats", "QwenTensors", "CSndfile", "CSoxr", "CQwenMedia"],
+                swiftSettings: swiftFlags),
         // Model architectures and the loader (GGUF files and Hugging Face folders).
-        .target(name: "QwenModels", dependencies: ["QwenFormats", "QwenTensors", "QwenTokenizer"],
+        .target(name: "QwenModels", dependencies: ["QwenFormats", "QwenTensors", "QwenTokenizer", "QwenMedia"],
                 swiftSettings: swiftFlags),
         // Sessions: contexts with KV cache, sampling, generation, chat.
         .target(name: "QwenRuntime", dependencies: ["QwenModels"], swiftSettings: swiftFlags),
@@ -53,6 +68,20 @@ let package = Package(
         .testTarget(name: "QwenTensorsTests", dependencies: ["CQwen", "QwenTensors", "QwenTestSupport"], swiftSettings: swiftFlags),
         .testTarget(name: "QwenTokenizerTests", dependencies: ["QwenTokenizer", "QwenTestSupport"], swiftSettings: swiftFlags),
         .testTarget(name: "QwenRuntimeTests", dependencies: ["QwenRuntime", "QwenTestSupport"], swiftSettings: swiftFlags),
+        .testTarget(name: "QwenVisionTests", dependencies: ["QwenRuntime", "QwenMedia", "QwenTestSupport"], swiftSettings: swiftFlags),
+        .testTarget(name: "QwenAudioTests", dependencies: ["QwenRuntime", "QwenMedia", "QwenTestSupport"], swiftSettings: swiftFlags),
     ],
     swiftLanguageModes: [.v5]
 )
+
+// Reliability (docs/RELIABILITY.md): the fuzz harnesses, as a library that the regression and bounded-resource
+// tests replay inputs through; QWEN_FUZZ=1 adds the libFuzzer driver, built by scripts/fuzz.sh with --sanitize=fuzzer.
+package.targets += [
+    .target(name: "QwenFuzzHarnesses", dependencies: ["QwenRuntime"], path: "Tests/Fuzz/Harnesses", swiftSettings: swiftFlags),
+    .testTarget(name: "QwenReliabilityTests", dependencies: ["QwenFuzzHarnesses", "QwenTestSupport"], path: "Tests/Reliability/Swift",
+                swiftSettings: swiftFlags),
+]
+if Context.environment["QWEN_FUZZ"] != nil {
+    package.targets.append(.executableTarget(name: "qwen-fuzz", dependencies: ["QwenFuzzHarnesses", "Qwen", "CQwen"], path: "Tests/Fuzz/Driver",
+                                             swiftSettings: swiftFlags + [.unsafeFlags(["-parse-as-library"])]))
+}

@@ -259,6 +259,139 @@ qwen_quantize_params qwen_quantize_default_params(void);
  * leaves no partial file. Errors: IO, FORMAT, UNSUPPORTED (an unknown type name), INVALID_ARGUMENT. */
 int qwen_model_quantize(const char *input, const char *output, const qwen_quantize_params *params);
 
+/* ---- Audio (Qwen2-Audio) ---- */
+
+/* This header declares the media API (images, audio, prompts with media); wrappers test these macros. */
+#define QWEN_VISION_API 1
+#define QWEN_AUDIO_API 1
+
+/* A sound clip, decoded and converted to what the audio models take: mono (the mean of the channels), 16 kHz
+ * (libsoxr, "HQ" recipe: librosa's default resampler, so the samples equal librosa.load(path, sr=16000)).
+ * Immutable; may be used by any number of contexts and threads. */
+typedef struct qwen_audio qwen_audio;
+
+typedef struct {
+    double max_seconds; /* longest clip accepted (default 600 s, at most 86400); a file is checked against the length
+                           its header announces before it is decoded, and while decoding */
+} qwen_audio_params;
+
+qwen_audio_params qwen_audio_default_params(void);
+
+/* Decodes an audio file with libsndfile: WAV (PCM 8/16/24/32 bit, float), FLAC, OGG/Vorbis, Opus, MP3 and what
+ * else the installed libsndfile reads; any sample rate (1000 Hz ... 1.536 MHz) and channel count (1 ... 256).
+ * Errors: IO (missing, unreadable), FORMAT (not audio, corrupt, no frames), INVALID_ARGUMENT (too long, samples
+ * that are not finite). */
+int qwen_audio_load(const char *path, qwen_audio **out);
+int qwen_audio_load_ex(const char *path, const qwen_audio_params *params, qwen_audio **out); /* params NULL = defaults */
+
+/* A clip from interleaved float samples (n_frames x channels, nominally in [-1, 1]) at sample_rate Hz. */
+int qwen_audio_from_pcm_f32(const float *samples, int64_t n_frames, int32_t channels, int32_t sample_rate,
+                            qwen_audio **out);
+int qwen_audio_from_pcm_f32_ex(const float *samples, int64_t n_frames, int32_t channels, int32_t sample_rate,
+                               const qwen_audio_params *params, qwen_audio **out);
+
+/* Releases a clip. NULL is ignored. */
+void qwen_audio_free(qwen_audio *audio);
+
+/* Seconds of audio (after conversion to 16 kHz); negative on error. */
+double qwen_audio_duration(const qwen_audio *audio);
+
+/* The embedding rows (<|AUDIO|> tokens) the clip takes in a prompt of this model, without computing them:
+ * ((F - 1) / 2 + 1 - 2) / 2 + 1 for F = ceil(samples / 160) mel frames per 30-second window, summed over the
+ * windows. Clips longer than 30 s are encoded as consecutive 30-second windows whose rows are concatenated
+ * (transformers' processor keeps only the first window). UNSUPPORTED if the model takes no audio. */
+int32_t qwen_audio_n_tokens(const qwen_model *model, const qwen_audio *audio);
+
+/* Embeddings the LLM receives for this clip: n_tokens x n_embd floats, row-major, computed on ctx's threads (once:
+ * the context keeps them for prompts that use the clip). capacity counts floats; BUFFER_TOO_SMALL (with
+ * *n_tokens set) if it is short; out may be NULL when capacity is 0. Returns n_tokens. INVALID_ARGUMENT if the
+ * clip is too short to give a row (under 20 ms). */
+int qwen_audio_embed(qwen_context *ctx, const qwen_audio *audio, float *out, int64_t capacity, int32_t *n_tokens);
+
+/* ---- Images (Qwen2-VL, Qwen2.5-VL) ---- */
+
+/* A decoded image: 8-bit RGB, as the reference pipeline sees the file (Pillow decoding, transformers' load_image
+ * EXIF orientation, the image processor's convert_to_rgb compositing transparency onto white). Immutable apart
+ * from qwen_image_set_pixel_bounds; may be shared by contexts and threads. */
+typedef struct qwen_image qwen_image;
+
+/* Attaches llama.cpp's projector GGUF ("mmproj", written by convert_hf_to_gguf.py --mmproj) to a model loaded from
+ * its text GGUF: a vision encoder (Qwen2-VL, Qwen2.5-VL) or an audio encoder (Qwen2-Audio). Replaces an encoder of
+ * the same kind. Call before creating contexts or sharing the model between threads. Errors: IO, FORMAT,
+ * UNSUPPORTED (not a projector, an unknown projector type), INVALID_ARGUMENT (its output size is not the model's
+ * hidden size). A Hugging Face folder of Qwen2-VL / Qwen2.5-VL needs none: its vision tower loads with it. */
+int qwen_model_load_projector(qwen_model *model, const char *path);
+
+/* 1 if the model takes images (a vision tower from its folder or a projector), 0 if not, negative on error. */
+int qwen_model_has_vision(const qwen_model *model);
+/* 1 if the model takes audio (an audio tower from its folder or a projector), 0 if not, negative on error. */
+int qwen_model_has_audio(const qwen_model *model);
+
+typedef struct {
+    int64_t max_pixels;        /* a decoded image with more pixels is refused (UNSUPPORTED) before its pixel memory is
+                                  allocated; 0 (default) = 89478485, Pillow's decompression-bomb limit */
+    int32_t apply_orientation; /* 1 (default): apply the EXIF orientation as transformers' load_image does; 0: no */
+} qwen_image_params;
+
+qwen_image_params qwen_image_default_params(void);
+
+/* Decodes a PNG (libpng: gray, gray+alpha, palette, RGB, RGBA; 1-16 bit; interlaced; tRNS) or JPEG (libjpeg-turbo:
+ * baseline, progressive; gray, YCbCr, CMYK) file. 16-bit samples keep their high byte (Pillow does so for color;
+ * for 16-bit gray, where Pillow clips values above 255 to white, libqwen keeps the high byte too). Errors: IO,
+ * FORMAT (not PNG/JPEG, corrupt, truncated), UNSUPPORTED (over the pixel limit, 12-bit JPEG). */
+int qwen_image_load(const char *path, qwen_image **out);
+int qwen_image_load_ex(const char *path, const qwen_image_params *params, qwen_image **out); /* params NULL = defaults */
+
+/* The same from PNG or JPEG bytes in memory. */
+int qwen_image_decode(const void *data, int64_t size, const qwen_image_params *params, qwen_image **out);
+
+/* An image from the host's own decoder: width x height pixels of 3 bytes (R, G, B), rows top to bottom. */
+int qwen_image_from_rgb8(const uint8_t *rgb, int32_t width, int32_t height, qwen_image **out);
+
+/* Releases an image. NULL is ignored. */
+void qwen_image_free(qwen_image *img);
+
+/* Size in pixels (after the EXIF orientation); -1 if the handle is invalid. */
+int32_t qwen_image_width(const qwen_image *img);
+int32_t qwen_image_height(const qwen_image *img);
+
+/* Bounds on the pixel count this image is resized to (the image processor's min_pixels / max_pixels, which set its
+ * token count: one token per 28 x 28 pixels); 0 = the model's (preprocessor_config.json, else 3136 / 1003520). */
+int qwen_image_set_pixel_bounds(qwen_image *img, int64_t min_pixels, int64_t max_pixels);
+
+/* The embedding rows (<|image_pad|> tokens) the image takes in a prompt of this model, without computing them.
+ * UNSUPPORTED if the model takes no images. */
+int32_t qwen_image_n_tokens(const qwen_model *model, const qwen_image *img);
+
+/* Embeddings the LLM receives for this image (after the merger): n_tokens x n_embd floats, row-major, computed on
+ * ctx's threads once (the context keeps them, by content, for the prompts that use the image). capacity counts
+ * floats; BUFFER_TOO_SMALL (with *n_tokens set) if it is short; out may be NULL when capacity is 0. Returns
+ * n_tokens. */
+int qwen_image_embed(qwen_context *ctx, const qwen_image *img, float *out, int64_t capacity, int32_t *n_tokens);
+
+/* ---- Prompts and chats with media ---- */
+
+/* Evaluates text in the model's own prompt syntax with media placeholders, appended after what ctx holds (as
+ * qwen_context_eval_tokens): Qwen2-VL "<|vision_start|><|image_pad|><|vision_end|>" with one <|image_pad|> per
+ * image, Qwen2-Audio "<|audio_bos|><|AUDIO|><|audio_eos|>" with one <|AUDIO|> per clip. Each placeholder is
+ * replaced by its media's rows (an image's <|image_pad|> becomes as many positions as it has tokens, with the
+ * reference's M-RoPE positions); media are consumed in order of appearance, images and clips each in their own
+ * list. The counts must match the placeholders (INVALID_ARGUMENT otherwise); UNSUPPORTED if the model takes no
+ * media of a kind given. Writes the last position's logits if logits != NULL. */
+int qwen_context_eval_prompt(qwen_context *ctx, const char *text, const qwen_image *const *images, int32_t n_images,
+                             const qwen_audio *const *audios, int32_t n_audios, float *logits);
+
+/* Chat with images and clips: as qwen_chat_eval_ex, where message contents may hold "<image>" markers (replaced by
+ * the model's image syntax, "<|vision_start|><|image_pad|><|vision_end|>") and "<audio>" markers (replaced as
+ * Qwen2-Audio-Instruct's template does: "Audio N: <|audio_bos|><|AUDIO|><|audio_eos|>\n", N counting the clips of
+ * the conversation), or that syntax itself; media are taken
+ * in order of appearance over the whole conversation. Pass the full history with all its media each turn: the
+ * cached prefix (media compared by content) and the context's cached embeddings are reused, so earlier images
+ * are not encoded again. The sliding window does not apply to chats with media. opts NULL = defaults. */
+int qwen_chat_eval_media(qwen_context *ctx, const qwen_chat_message *messages, int32_t n, const qwen_image *const *images,
+                         int32_t n_images, const qwen_audio *const *audios, int32_t n_audios, int32_t add_generation_prompt,
+                         const qwen_chat_options *opts);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,7 +2,7 @@
 # Installs the system packages libqwen needs to build and test, when they are missing.
 # Swift itself is expected on PATH (https://www.swift.org/install/linux/).
 set -euo pipefail
-PACKAGES="build-essential pkg-config python3 python3-pip libpng-dev libjpeg62-turbo-dev libsndfile1-dev"
+PACKAGES="build-essential pkg-config python3 python3-pip python3-venv libpng-dev libjpeg62-turbo-dev libsndfile1-dev libsoxr-dev"
 # cross compiler and emulator for testing the ARM64 kernels on x86-64 machines
 [ "$(uname -m)" = x86_64 ] && PACKAGES="$PACKAGES gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 missing=""

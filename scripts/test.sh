@@ -20,4 +20,16 @@ make -C samples
 samples/bin/qwen-chat -m Tests/Fixtures/tiny/qwen2-q8_0.gguf -p "Hello" -n 8 --seed 1 --temp 0.7
 samples/bin/qwen-quantize Tests/Fixtures/tiny/qwen2-f32.gguf .build/tiny-q4_k_m.gguf Q4_K_M
 samples/bin/qwen-chat -m .build/tiny-q4_k_m.gguf -p "Hello" -n 8 --seed 1
+V=Tests/Fixtures/vision A=Tests/Fixtures/audio
+samples/bin/qwen-vl -m $V/qwen2vl-hf --image $V/images/rgb_333x215.png --image $V/images/photo_640x427.jpg -p "Describe" -n 8 --seed 1
+samples/bin/qwen-vl -m $V/qwen2vl-q8_0.gguf --mmproj $V/mmproj-qwen2vl-q8_0.gguf --image $V/images/progressive_301x199.jpg -p "Describe" -n 8
+samples/bin/qwen-audio -m $A/qwen2audio-hf --audio $A/inputs/speech.wav -p "What does the speaker say?" -n 8 --seed 1
+samples/bin/qwen-audio -m $A/qwen2audio-f16.gguf --mmproj $A/mmproj-qwen2audio-f16.gguf --audio $A/inputs/speech.flac -p "Transcribe" -n 8
+tail -c +45 $A/inputs/speech.wav | samples/bin/qwen-audio -m $A/qwen2audio-hf --audio - --rate 22050 -p "Transcribe" -n 8
+if samples/bin/qwen-audio -m Tests/Fixtures/tiny/qwen2-q8_0.gguf --audio $A/inputs/speech.wav -p x -n 1 2>/dev/null; then
+  echo "qwen-audio accepted a model without audio" >&2; exit 1
+fi
+# bindings: Python (pytest, in .cache/py-venv) and C++ (-std=c++17 -Wall -Werror)
+bindings/python/test.sh
+bindings/cpp/test.sh
 echo "all tests passed"

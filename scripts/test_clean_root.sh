@@ -9,10 +9,11 @@ need=""
 for p in debootstrap cmake pkg-config; do command -v "$p" >/dev/null || need="$need $p"; done
 if [ -n "$need" ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $need; fi
 
-BASE=.cache/cleanroot/bookworm
+BASE=.cache/cleanroot/bookworm-media
 if [ ! -x "$BASE/bin/sh" ]; then
   rm -rf "$BASE"
-  debootstrap --variant=minbase bookworm "$BASE" http://deb.debian.org/debian
+  # minimal Debian plus the runtime libraries of the image and audio decoders libqwen links (no -dev packages)
+  debootstrap --variant=minbase --include=libpng16-16,libjpeg62-turbo,libsndfile1,libsoxr0 bookworm "$BASE"  # default mirror
 fi
 WORK="$(mktemp -d /tmp/qwen-cleanroot.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT

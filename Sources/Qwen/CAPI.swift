@@ -353,6 +353,7 @@ func copyFloats(_ values: UnsafeBufferPointer<Float>?, _ out: UnsafeMutablePoint
                 _ function: String) throws -> Int32 {
     guard let values else { throw QwenError.invalidArgument("\(function): nothing has been evaluated") }
     guard let out else { throw QwenError.invalidArgument("\(function): out is NULL") }
+    guard capacity >= 0 else { throw QwenError.invalidArgument("\(function): negative capacity") }
     guard Int(capacity) >= values.count else {
         throw QwenError(.bufferTooSmall, "\(function): \(values.count) floats needed, capacity is \(capacity)")
     }

@@ -2,6 +2,7 @@
 import CQwen
 import QwenFormats
 import QwenModels
+import QwenTensors
 
 @_cdecl("qwen_quantize_default_params")
 public func qwenQuantizeDefaultParams() -> qwen_quantize_params {
@@ -17,8 +18,8 @@ public func qwenModelQuantize(_ input: UnsafePointer<CChar>?, _ output: UnsafePo
     guarded {
         guard let input, let output else { throw QwenError.invalidArgument("qwen_model_quantize: input or output is NULL") }
         let p = params?.pointee ?? qwenQuantizeDefaultParams()
-        guard p.n_threads >= 0, p.pure == 0 || p.pure == 1 else {
-            throw QwenError.invalidArgument("qwen_model_quantize: n_threads must be >= 0 and pure 0 or 1")
+        guard p.n_threads >= 0, p.n_threads <= ThreadPool.maxThreads, p.pure == 0 || p.pure == 1 else {
+            throw QwenError.invalidArgument("qwen_model_quantize: n_threads must be in 0...\(ThreadPool.maxThreads) and pure 0 or 1")
         }
         let name = p.type.map { String(cString: $0) } ?? "Q8_0"
         guard let mix = QuantizationMix(name: name) else {

@@ -15,7 +15,9 @@ public enum GGUFValueType: UInt32, Sendable {
 }
 
 /// A GGUF metadata value. Integers keep their declared type so a file can be written back unchanged.
-public indirect enum GGUFValue: Sendable, Equatable {
+/// (Not `indirect`: arrays already live on the heap, and boxing every element would cost an allocation per
+/// element of a token list.)
+public enum GGUFValue: Sendable, Equatable {
     case int(Int64, GGUFValueType)
     case uint(UInt64, GGUFValueType)
     case float(Double, GGUFValueType)
@@ -80,6 +82,8 @@ public final class GGUFFile: @unchecked Sendable {
     public static let maxTensorCount = 1 << 20
     public static let maxMetadataCount = 1 << 20
     public static let maxStringBytes = 1 << 26
+    /// Elements of one metadata array (a token list has at most 2^20, a merge list at most 2^22).
+    public static let maxArrayElements = 1 << 23
 
     public convenience init(path: String, map: Bool = true) throws {
         try self.init(file: FileBytes(path: path, map: map))
@@ -219,6 +223,9 @@ public final class GGUFFile: @unchecked Sendable {
             let minSize = UInt64(elementType.fixedSize ?? (elementType == .string ? 8 : 12))
             guard count <= UInt64(r.remaining) / minSize else {
                 throw QwenError.format("\(r.what): array '\(key)' claims \(count) elements, more than the file holds")
+            }
+            guard count <= UInt64(maxArrayElements) else {
+                throw QwenError.format("\(r.what): array '\(key)' has \(count) elements, more than \(maxArrayElements)")
             }
             var items: [GGUFValue] = []
             items.reserveCapacity(Int(count))

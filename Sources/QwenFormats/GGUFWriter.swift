@@ -30,7 +30,7 @@ public struct GGUFWriter {
     /// Adds a tensor; `shape` is outermost first and `bytes` must hold exactly its data.
     public mutating func addTensor(name: String, type: TensorType, shape: [Int], bytes: [UInt8]) throws {
         try addTensor(name: name, type: type, shape: shape) { out in
-            out.copyMemory(from: UnsafeRawBufferPointer(start: bytes, count: bytes.count))
+            bytes.withUnsafeBytes { out.copyMemory(from: $0) }
         }
         guard tensors.last!.byteCount == bytes.count else {
             tensors.removeLast()

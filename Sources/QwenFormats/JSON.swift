@@ -55,8 +55,13 @@ public enum JSON: Equatable, Sendable {
         return try copy.withUTF8 { try parse(UnsafeRawBufferPointer($0), what: what) }
     }
 
+    /// The largest JSON file read (tokenizer.json of Qwen models is about 7-11 MB). Parsed values take up to ~24
+    /// bytes per input byte, so the cap also bounds what a hostile file can make us allocate.
+    public static let maxFileBytes = 64 << 20
+
     public static func parseFile(_ path: String) throws -> JSON {
         let file = try FileBytes(path: path, map: true)
+        guard file.count <= maxFileBytes else { throw QwenError.format("'\(path)' is larger than \(maxFileBytes) bytes") }
         return try parse(file.buffer, what: path)
     }
 

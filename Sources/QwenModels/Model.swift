@@ -22,6 +22,11 @@ public final class Model: @unchecked Sendable {
     /// The chat template text stored with the model, if any.
     public var chatTemplate: String? { tokenizer.chatTemplate }
     public var config: ModelConfig { languageModel.config }
+    /// The audio tower and its settings (Qwen2-Audio), from the model folder or an audio mmproj; nil if none.
+    public internal(set) var audio: AudioModel?
+    /// The vision tower and its image processor (Qwen2-VL, Qwen2.5-VL), from the model folder or a vision mmproj
+    /// (`loadProjector`, VisionModel.swift); nil if none.
+    public internal(set) var vision: VisionModel?
 
     /// Parameters (elements of every tensor) and bytes of every tensor.
     public let parameterCount: Int
@@ -43,6 +48,9 @@ public final class Model: @unchecked Sendable {
     /// Loads a GGUF file or a Hugging Face folder (config.json + safetensors + tokenizer.json).
     public static func load(path: String, options: ModelOptions = ModelOptions()) throws -> Model {
         guard !path.isEmpty else { throw QwenError.invalidArgument("empty model path") }
+        guard options.threads >= 0, options.threads <= ThreadPool.maxThreads else {
+            throw QwenError.invalidArgument("threads must be in 0...\(ThreadPool.maxThreads)")
+        }
         if isDirectory(path) {
             return try loadHuggingFace(folder: path, options: options)
         }
@@ -56,6 +64,7 @@ public final class Model: @unchecked Sendable {
         let tokenizer = try Tokenizer(gguf: gguf)
         let weights = WeightStore(gguf: gguf)
         weights.loadPool = loadPool(options)
+        defer { weights.loadPool = nil }  // its threads end with loading
         let lm = try makeLanguageModel(config: config, weights: weights)
         return Model(languageModel: lm, tokenizer: tokenizer, options: options, path: path, weights: weights)
     }
@@ -74,8 +83,14 @@ public final class Model: @unchecked Sendable {
         }
         let weights = try WeightStore(huggingFaceFolder: folder, map: options.useMmap)
         weights.loadPool = loadPool(options)
+        defer { weights.loadPool = nil }  // its threads end with loading
         let lm = try makeLanguageModel(config: config, weights: weights)
-        return Model(languageModel: lm, tokenizer: tokenizer, options: options, path: folder, weights: weights)
+        let model = Model(languageModel: lm, tokenizer: tokenizer, options: options, path: folder, weights: weights)
+        model.audio = try AudioModel.huggingFace(folder: folder, config: JSON.parseFile(configPath), weights: weights,
+                                                 tokenizer: tokenizer, hidden: config.hiddenSize)
+        model.vision = try VisionModel.huggingFace(folder: folder, config: JSON.parseFile(configPath), weights: weights,
+                                                   tokenizer: tokenizer, hidden: config.hiddenSize)
+        return model
     }
 
     /// A pool for load-time work (repacking weights), released when loading ends.
@@ -88,6 +103,7 @@ public final class Model: @unchecked Sendable {
         switch config.architecture {
         case "qwen": return try QwenV1Model(config: config, weights: weights)
         case "qwen2": return try Qwen2Model(config: config, weights: weights)
+        case "qwen2vl": return try Qwen2VLModel(config: config, weights: weights)
         case "qwen3": return try Qwen3Model(config: config, weights: weights)
         case "qwen3moe": return try Qwen3MoEModel(config: config, weights: weights)
         case "qwen2moe": return try Qwen2MoEModel(config: config, weights: weights)

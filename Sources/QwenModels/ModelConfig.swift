@@ -33,7 +33,7 @@ public struct ModelConfig: Sendable, Equatable {
     /// nil when not used.
     public var lengthExtrapolation: LengthExtrapolation? = nil
 
-    public static let supportedArchitectures: Set<String> = ["qwen", "qwen2", "qwen3", "qwen3moe", "qwen2moe"]
+    public static let supportedArchitectures: Set<String> = ["qwen", "qwen2", "qwen3", "qwen3moe", "qwen2moe", "qwen2vl"]
 
     func validate() throws {
         let dims = [hiddenSize, layerCount, headCount, kvHeadCount, headDim, feedForwardSize]
@@ -78,6 +78,7 @@ public struct ModelConfig: Sendable, Equatable {
         contextLength = gguf["\(arch).context_length"]?.int ?? 32_768
         tiedEmbeddings = nil
         if arch == "qwen" { try adjustQwenV1(gguf: gguf) }
+        if arch == "qwen2vl" { try readMRoPESections(gguf["qwen2vl.rope.dimension_sections"]?.ints) }  // Qwen2VL.swift
         if arch == "qwen3moe" || arch == "qwen2moe" {
             // as llama.cpp: Qwen3-MoE renormalizes the top-k probabilities, Qwen2-MoE does not (GGUF has no key
             // for it); every layer is sparse unless its tensors say otherwise (see DecoderModel)
@@ -98,13 +99,14 @@ public struct ModelConfig: Sendable, Equatable {
     /// Reads a Hugging Face config.json in either dialect: the hub's (transformers 4.x: `rope_theta`,
     /// `rope_scaling` at top level) or transformers 5.x's (`rope_parameters`, text under `text_config`).
     public init(huggingFace config: JSON) throws {
+        let config = Self.withQwen2AudioTextDefaults(config)  // AudioModel.swift
         let modelType = config["model_type"]?.string ?? ""
         if modelType == "qwen" {
             self = try ModelConfig(qwenV1: config)
             return
         }
         let architectureByType = ["qwen": "qwen", "qwen2": "qwen2", "qwen3": "qwen3", "qwen3_moe": "qwen3moe",
-                                  "qwen2_moe": "qwen2moe"]
+                                  "qwen2_moe": "qwen2moe", "qwen2_audio": "qwen2", "qwen2_vl": "qwen2vl", "qwen2_5_vl": "qwen2vl"]
         guard let arch = architectureByType[modelType] else {
             throw QwenError.unsupported("model_type '\(modelType)' is not supported (supported: " +
                                         "\(architectureByType.keys.sorted().joined(separator: ", ")))")
@@ -135,7 +137,10 @@ public struct ModelConfig: Sendable, Equatable {
         for spec in [rope, scaling] {
             guard let spec, spec.object != nil else { continue }
             let type = spec["rope_type"]?.string ?? spec["type"]?.string ?? "default"
-            guard type == "default" else {
+            if let sections = spec["mrope_section"]?.array {  // Qwen2-VL: hub rope_scaling {type: mrope}, v5 rope_parameters
+                try readMRoPESections(sections.compactMap(\.int))
+            }
+            guard type == "default" || (type == "mrope" && mropeSections != nil) else {
                 throw QwenError.unsupported("RoPE scaling '\(type)' is not supported yet")
             }
         }

@@ -104,7 +104,8 @@ struct TensorTypePlanner {
         var type = start
         let m = mix.name
         switch Self.category(name) {
-        case .output, .tokenEmbedding where tiedEmbeddings:
+        case .output,  // and the embedding when it doubles as the output
+             .tokenEmbedding where tiedEmbeddings:
             if columns % type.blockSize != 0 { type = .q8_0 } else if type != .q8_0 { type = .q6_K }
         case .attentionV:
             let i = attentionVIndex, n = attentionVCount
@@ -166,56 +167,88 @@ public struct QuantizeSummary: Sendable {
     public var types: [TensorType: Int] = [:]
 }
 
+/// A tensor to write, row by row: from a GGUF tensor, or assembled from Hugging Face tensors (stacked experts,
+/// halves of fused ones). All rows have one type.
+struct SourceTensor {
+    let name: String
+    let shape: [Int]
+    let type: TensorType
+    let rows: Int
+    let columns: Int
+    let row: (Int) -> UnsafeRawPointer
+
+    var byteCount: Int { rows * (type.byteCount(elements: columns) ?? 0) }
+
+    init(name: String, shape: [Int], type: TensorType, row: @escaping (Int) -> UnsafeRawPointer) throws {
+        guard let columns = shape.last, columns > 0, let n = elementCount(shape), type.byteCount(elements: columns) != nil else {
+            throw QwenError.format("tensor '\(name)': rows of \(shape.last ?? 0) are not whole \(type.name) blocks")
+        }
+        self.name = name
+        self.shape = shape
+        self.type = type
+        self.columns = columns
+        rows = n / columns
+        self.row = row
+    }
+
+    init(_ t: TensorData) throws {
+        let rowBytes = t.type.byteCount(elements: t.shape.last ?? 1) ?? 0
+        try self.init(name: t.name, shape: t.shape, type: t.type) { t.data + $0 * rowBytes }
+    }
+}
+
 public enum GGUFQuantizer {
-    /// Writes the GGUF file `input` as `output` with the tensor types of `mix` (llama-quantize's choices; with
-    /// `pure`, every quantizable tensor gets the mix's default type). Metadata is copied, with
-    /// `general.file_type` and `general.quantization_version` set. Already quantized tensors are requantized
-    /// through F32 when their type changes.
+    /// Writes `input` (a GGUF file, or a Hugging Face folder converted as llama.cpp's `convert_hf_to_gguf.py`
+    /// converts it) as the GGUF file `output` with the tensor types of `mix`: llama-quantize's choices, or with
+    /// `pure` the mix's default type for every quantizable tensor. A GGUF file's metadata is copied, with
+    /// `general.file_type` and `general.quantization_version` set. Tensors of another type are converted
+    /// through F32 (exact from F16/BF16; already quantized ones lose precision).
     public static func quantize(input: String, output: String, mix: QuantizationMix, pure: Bool = false,
                                 threads: Int = 0) throws -> QuantizeSummary {
         guard input != output else { throw QwenError.invalidArgument("the output path equals the input path") }
-        let source = try GGUFFile(path: input)
+        guard threads >= 0, threads <= ThreadPool.maxThreads else {
+            throw QwenError.invalidArgument("quantize: threads must be in 0...\(ThreadPool.maxThreads)")
+        }
+        let source: any ConversionSource = isDirectory(input) ? try HuggingFaceExport(folder: input, mix: mix) : try GGUFSource(path: input, mix: mix)
         var writer = GGUFWriter()
-        for (key, value) in source.metadata where !key.hasPrefix("split.") { writer.set(key, value) }
+        for (key, value) in source.metadata { writer.set(key, value) }
         // appended at the end, as llama.cpp's gguf_set_val_* does with keys that exist
         for (key, value) in [("general.quantization_version", 2), ("general.file_type", mix.fileType)] {
             writer.remove(key)
             writer.set(key, .uint(UInt64(value), .uint32))
         }
-        let arch = source["general.architecture"]?.string ?? ""
-        func hyper(_ key: String) -> Int { source["\(arch).\(key)"]?.int ?? 0 }
         let tensors = source.tensors.sorted { TensorTypePlanner.visitOrder($0.name, $1.name) }
-        var planner = TensorTypePlanner(mix: mix, pure: pure, tensorNames: tensors.map(\.name), layers: hyper("block_count"),
-                                        heads: hyper("attention.head_count"), kvHeads: hyper("attention.head_count_kv"),
-                                        experts: hyper("expert_count"), architecture: arch)
+        let h = source.hyperparameters
+        var planner = TensorTypePlanner(mix: mix, pure: pure, tensorNames: tensors.map(\.name), layers: h.layers, heads: h.heads,
+                                        kvHeads: h.kvHeads, experts: h.experts, architecture: h.architecture)
         let pool = ThreadPool(threads: threads > 0 ? threads : ThreadPool.availableCores)
         var summary = QuantizeSummary()
         for t in tensors {
-            let type = planner.type(for: t.name, shape: t.shape, current: t.type)
+            let current = source.convertedType(t)
+            let type = mix.isQuantized || !source.isHuggingFace ? planner.type(for: t.name, shape: t.shape, current: current) : current
             try addTensor(t, as: type, to: &writer, pool: pool)
             summary.tensors += 1
             summary.converted += type == t.type ? 0 : 1
             summary.inputBytes += t.byteCount
-            summary.outputBytes += type.byteCount(elements: t.elementCount) ?? 0
+            summary.outputBytes += type.byteCount(elements: t.rows * t.columns) ?? 0
             summary.types[type, default: 0] += 1
         }
         try writer.write(to: output)
         return summary
     }
 
-    /// Adds `t` to `writer` as `type`: copied when the type is unchanged, else each row is dequantized to F32 and
+    /// Adds `t` to `writer` as `type`: rows copied when the type is unchanged, else each row dequantized to F32 and
     /// quantized, rows spread over the pool.
-    static func addTensor(_ t: TensorData, as type: TensorType, to writer: inout GGUFWriter, pool: ThreadPool) throws {
+    static func addTensor(_ t: SourceTensor, as type: TensorType, to writer: inout GGUFWriter, pool: ThreadPool) throws {
+        let columns = t.columns, rows = t.rows
+        guard let targetRow = type.byteCount(elements: columns) else {
+            throw QwenError.format("tensor '\(t.name)': rows of \(columns) are not whole \(type.name) blocks")
+        }
         guard type != t.type else {
             try writer.addTensor(name: t.name, type: type, shape: t.shape) { out in
-                out.copyMemory(from: UnsafeRawBufferPointer(start: t.data, count: t.byteCount))
+                for r in 0 ..< rows { (out.baseAddress! + r * targetRow).copyMemory(from: t.row(r), byteCount: targetRow) }
             }
             return
-        }
-        let columns = t.shape.last ?? 1
-        let rows = t.elementCount / max(columns, 1)
-        guard let sourceRow = t.type.byteCount(elements: columns), let targetRow = type.byteCount(elements: columns) else {
-            throw QwenError.format("tensor '\(t.name)': rows of \(columns) are not whole \(t.type.name) blocks")
         }
         try writer.addTensor(name: t.name, type: type, shape: t.shape) { out in
             let scratch = try AlignedBuffer<Float>(count: columns * pool.threadCount, what: "a row of '\(t.name)'")
@@ -225,7 +258,7 @@ public enum GGUFQuantizer {
                 let row = scratch.pointer + worker * columns
                 for r in task * chunk ..< min(rows, (task + 1) * chunk) {
                     do {
-                        try RowKernels.dequantizeRow(t.type, t.data + r * sourceRow, row, columns)
+                        try RowKernels.dequantizeRow(t.type, t.row(r), row, columns)
                     } catch {
                         failure = error
                         return
@@ -236,4 +269,36 @@ public enum GGUFQuantizer {
             if let failure { throw failure }
         }
     }
+}
+
+/// What a conversion reads: metadata, tensors, and the hyperparameters the type rules look at.
+protocol ConversionSource {
+    var metadata: [(key: String, value: GGUFValue)] { get }
+    var tensors: [SourceTensor] { get }
+    var hyperparameters: (architecture: String, layers: Int, heads: Int, kvHeads: Int, experts: Int) { get }
+    var isHuggingFace: Bool { get }
+    /// The type a tensor has before the mix's rules apply (a Hugging Face folder's tensors are first converted as
+    /// llama.cpp's converter would: norms, biases and routers to F32, the rest to the mix's float type or F32).
+    func convertedType(_ t: SourceTensor) -> TensorType
+}
+
+struct GGUFSource: ConversionSource {
+    let file: GGUFFile
+    let metadata: [(key: String, value: GGUFValue)]
+    let tensors: [SourceTensor]
+    let hyperparameters: (architecture: String, layers: Int, heads: Int, kvHeads: Int, experts: Int)
+    var isHuggingFace: Bool { false }
+
+    init(path: String, mix: QuantizationMix) throws {
+        let file = try GGUFFile(path: path)
+        self.file = file
+        metadata = file.metadata.filter { !$0.key.hasPrefix("split.") }
+        tensors = try file.tensors.map(SourceTensor.init)
+        let arch = file["general.architecture"]?.string ?? ""
+        func hyper(_ key: String) -> Int { file["\(arch).\(key)"]?.int ?? 0 }
+        hyperparameters = (arch, hyper("block_count"), hyper("attention.head_count"), hyper("attention.head_count_kv"),
+                           hyper("expert_count"))
+    }
+
+    func convertedType(_ t: SourceTensor) -> TensorType { t.type }
 }

@@ -61,6 +61,9 @@ public struct ChatTemplate: Sendable, Equatable {
         if model.chatTemplate == nil, model.config.architecture == "qwen" {
             defaultSystemMessage = Self.qwenV1DefaultSystemMessage
         }
+        if model.chatTemplate == nil, model.audio != nil {  // Qwen2-Audio-Instruct's template, if the files lack it
+            defaultSystemMessage = "You are a helpful assistant."
+        }
     }
 
     /// The `system` default of the first-generation Qwen `chat()`.
@@ -68,7 +71,11 @@ public struct ChatTemplate: Sendable, Equatable {
 
     /// Finds `'<|im_start|>system\n` + literal + `<|im_end|>` inside a quoted string of the template.
     static func defaultSystem(in template: String) -> String? {
-        let marker = "<|im_start|>system\\n"
+        // in a quoted Jinja string ('...system\\n...'), or as template text with a real newline (Qwen2-Audio-Instruct)
+        defaultSystem(in: template, marker: "<|im_start|>system\\n") ?? defaultSystem(in: template, marker: "<|im_start|>system\n")
+    }
+
+    static func defaultSystem(in template: String, marker: String) -> String? {
         var rest = Substring(template)
         while let start = rest.range(of: marker) {
             let after = rest[start.upperBound...]

@@ -50,6 +50,8 @@ public final class Context: @unchecked Sendable {
     let hidden: AlignedBuffer<Float>
     var hasLogits = false
     private let cancelFlag: UnsafeMutablePointer<UInt32>
+    /// Embeddings of the images and clips this context has seen, by content (Media.swift).
+    let mediaCache = MediaCache()
 
     public var vocabularySize: Int { model.languageModel.vocabularySize }
     public var chatTemplate: ChatTemplate

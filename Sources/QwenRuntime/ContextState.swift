@@ -105,6 +105,11 @@ extension Context {
         let keyBytes = try r.readBytes(n * 8, "media keys"), nextBytes = try r.readBytes(n * 4, "rope positions")
         let savedKeys = (0 ..< n).map { keyBytes.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self) }
         let savedNext = (0 ..< n).map { nextBytes.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self) }
+        // the next position never runs ahead of the token count (media rows share positions); larger ones would
+        // overflow the positions of later tokens
+        guard savedNext.allSatisfy({ $0 >= 0 && Int($0) <= capacity }) else {
+            throw QwenError.format("context state holds an invalid rope position")
+        }
         logits.raw.copyMemory(from: try r.readBytes(vocabularySize * 4, "logits").baseAddress!, byteCount: vocabularySize * 4)
         hidden.raw.copyMemory(from: try r.readBytes(hidden.count * 4, "hidden state").baseAddress!, byteCount: hidden.count * 4)
         for layer in 0 ..< cache.layers {

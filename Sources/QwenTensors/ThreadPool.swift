@@ -26,8 +26,11 @@ public final class ThreadPool: @unchecked Sendable {
     /// Threads usable by this process (affinity mask), at least 1.
     public static var availableCores: Int { Int(cq_usable_cpu_count()) }
 
+    /// The most threads a pool runs; the public APIs refuse larger counts.
+    public static let maxThreads = 1024
+
     public init(threads: Int, spinIterations: Int = 20_000) {
-        threadCount = max(1, threads)
+        threadCount = min(max(1, threads), Self.maxThreads)
         self.spinIterations = spinIterations
         words = .allocate(capacity: 3)
         words.initialize(repeating: 0, count: 3)

@@ -1,5 +1,6 @@
 import QwenFormats
 import QwenModels
+import QwenTokenizer
 import QwenTensors
 import QwenTestSupport
 import Testing
@@ -91,6 +92,58 @@ import Glibc
             let c = cosine(exact[...], logits[...])
             print("quantize \(mix): \(summary.outputBytes) bytes, logits cosine \(c)")
             #expect(c > bound, "\(mix): cosine \(c)")
+        }
+    }
+
+    /// Hugging Face folders converted as llama.cpp's convert_hf_to_gguf.py converted them for the fixtures (F32,
+    /// F16, BF16), and in one step to llama-quantize's Q8_0 / Q4_0 of those conversions: the same tensors (names,
+    /// types, shapes, bytes) and the same metadata apart from the model name.
+    @Test(arguments: [("tiny/qwen2-hf", "F32", "tiny/qwen2-f32.gguf"), ("tiny/qwen2-hf", "F16", "tiny/qwen2-f16.gguf"),
+                      ("tiny/qwen2-hf", "BF16", "tiny/qwen2-bf16.gguf"), ("tiny/qwen2-hf-v5", "F32", "tiny/qwen2-f32.gguf"),
+                      ("tiny/qwen2-hf", "Q8_0", "tiny/qwen2-q8_0.gguf"), ("tiny/qwen2-hf", "Q4_0", "tiny/qwen2-q4_0.gguf"),
+                      ("family/qwen3-hf", "F32", "family/qwen3-f32.gguf"), ("family/qwen2moe-hf", "F32", "family/qwen2moe-f32.gguf"),
+                      ("family/qwen3moe-hf", "F32", "family/qwen3moe-f32.gguf"), ("family/qwen3moe-hf-v5", "F32", "family/qwen3moe-f32.gguf"),
+                      ("family/qwen3moe-hf", "Q8_0", "family/qwen3moe-q8_0.gguf"), ("qwen1/qwen1-hf", "F32", "qwen1/qwen1-f32.gguf")])
+    func huggingFaceFoldersConvertAsLlamaCpp(folder: String, mix: String, reference: String) throws {
+        let (path, _) = try quantized(folder, mix)
+        defer { unlink(path) }
+        let ours = try GGUFFile(path: path), theirs = try GGUFFile(path: TestSupport.fixture(reference))
+        #expect(Set(ours.tensors.map(\.name)) == Set(theirs.tensors.map(\.name)))
+        for t in theirs.tensors {
+            guard let o = ours.tensor(t.name) else { continue }
+            #expect(o.type == t.type && o.shape == t.shape, "\(t.name): \(o.type.name) \(o.shape) vs \(t.type.name) \(t.shape)")
+            let same = o.byteCount == t.byteCount && memcmp(o.data, t.data, t.byteCount) == 0
+            #expect(same, "\(t.name): data differs")
+        }
+        var ignored: Set<String> = ["general.name", "general.size_label", "general.quantization_version"]
+        if folder.hasSuffix("-v5") {
+            // the reference was converted from the v4 folder: the v5 config states head_dim (the converter then writes
+            // key/value_length) and transformers 5 writes no sampling defaults into generation_config.json
+            let arch = theirs["general.architecture"]?.string ?? ""
+            ignored.formUnion(["\(arch).attention.key_length", "\(arch).attention.value_length", "general.sampling.top_k",
+                               "general.sampling.top_p", "general.sampling.temp", "general.sampling.penalty_repeat"])
+        }
+        for (key, value) in theirs.metadata where !ignored.contains(key) {
+            #expect(ours[key] == value, "\(key): \(String(describing: ours[key]).prefix(80)) vs \(String(describing: value).prefix(80))")
+        }
+        let extra = Set(ours.metadata.map(\.key)).subtracting(theirs.metadata.map(\.key)).subtracting(ignored)
+        #expect(extra.isEmpty, "keys llama.cpp does not write: \(extra)")
+    }
+
+    /// A converted folder gives the model the folder gives and tokenizes alike. The folder's BF16 weights become exact
+    /// F32 values; only the kernels differ (BF16 vs F32 rows, other summation order), so logits agree to rounding.
+    @Test func convertedFolderEqualsTheFolder() throws {
+        let (path, _) = try quantized("tiny/qwen25-hf", "F32")
+        defer { unlink(path) }
+        let ref = try Reference("hf_qwen25_f32")
+        let a = try allLogits(try context(try Model.load(path: path)), ref.inputIDs)
+        let b = try allLogits(try context(try Model.load(path: TestSupport.fixture("tiny/qwen25-hf"))), ref.inputIDs)
+        let maxDiff = zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
+        print("converted qwen25-hf vs folder: max |Δlogit| \(maxDiff)")
+        #expect(a.count == b.count && maxDiff < 1e-4)
+        let ta = try Model.load(path: path).tokenizer, tb = try Model.load(path: TestSupport.fixture("tiny/qwen25-hf")).tokenizer
+        for text in ["Hello, world! <|im_start|>user\n你好 123", "  spaces\tand\nnewlines ", "<think>x</think>"] {
+            #expect(ta.encode(text, parseSpecial: true) == tb.encode(text, parseSpecial: true))
         }
     }
 

@@ -31,7 +31,7 @@ import Testing
         try b.evalChat(p.messages, addGenerationPrompt: true)
         #expect(b.evaluatedTokenCount - before == 1)  // only the last prompt token, for fresh logits
 
-        let path = TestSupport.temporaryPath("state.bin")
+        let path = TestSupport.temporaryPath("state-\(kv).bin")  // the cases run in parallel
         try a.saveState(toFile: path)
         let c = try context(model, kv: kv)
         try c.loadState(fromFile: path)

@@ -611,6 +611,141 @@ static void test_quantize(void) {
     unlink(out);
 }
 
+/* ---- images (Qwen2-VL): decoding, embeddings, prompts and chats with images, the llama.cpp GGUF pair ---- */
+
+static const char *vl_prompt =
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+    "<|vision_start|><|image_pad|><|vision_end|>Describe this image.<|im_end|>\n<|im_start|>assistant\n";
+
+static void test_vision(void) {
+    qwen_image *img = NULL, *bad = NULL;
+    EXPECT_STATUS(qwen_image_load(path_of("vision/images/rgb_333x215.png"), &img), 0);
+    CHECK(qwen_image_width(img) == 333 && qwen_image_height(img) == 215, "image size");
+    EXPECT_STATUS(qwen_image_load(path_of("vision/images/bad_truncated.png"), &bad), QWEN_ERR_FORMAT);
+    EXPECT_STATUS(qwen_image_load(path_of("vision/images/bad_garbage.jpg"), &bad), QWEN_ERR_FORMAT);
+    EXPECT_STATUS(qwen_image_load(path_of("vision/images/bad_huge.png"), &bad), QWEN_ERR_UNSUPPORTED);
+    EXPECT_STATUS(qwen_image_load(path_of("vision/images/none.png"), &bad), QWEN_ERR_IO);
+    CHECK(bad == NULL, "out cleared on failure");
+    qwen_image_params ip = qwen_image_default_params();
+    ip.max_pixels = 1000;
+    EXPECT_STATUS(qwen_image_load_ex(path_of("vision/images/rgb_333x215.png"), &ip, &bad), QWEN_ERR_UNSUPPORTED);
+    EXPECT_STATUS(qwen_image_load(NULL, &bad), QWEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(qwen_image_from_rgb8(NULL, 2, 2, &bad), QWEN_ERR_INVALID_ARGUMENT);
+    uint8_t px[12] = {0};
+    EXPECT_STATUS(qwen_image_from_rgb8(px, 0, 2, &bad), QWEN_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(qwen_image_from_rgb8(px, 2, 2, &bad), 0);
+    CHECK(qwen_image_width(bad) == 2, "rgb8 image");
+    qwen_image_free(bad);
+    qwen_image_free(bad); /* stale: ignored */
+    CHECK(qwen_image_width(bad) == QWEN_ERR_INVALID_ARGUMENT, "freed image handle rejected");
+    /* from memory */
+    FILE *f = fopen(path_of("vision/images/photo_640x427.jpg"), "rb");
+    static unsigned char jpeg[1 << 17];
+    size_t jpeg_size = f ? fread(jpeg, 1, sizeof jpeg, f) : 0;
+    if (f) fclose(f);
+    qwen_image *mem = NULL;
+    EXPECT_STATUS(qwen_image_decode(jpeg, (int64_t)jpeg_size, NULL, &mem), 0);
+    CHECK(qwen_image_width(mem) == 640 && qwen_image_height(mem) == 427, "decoded from memory");
+    EXPECT_STATUS(qwen_image_decode(jpeg, 100, NULL, &bad), QWEN_ERR_FORMAT);
+
+    /* Hugging Face folder: the tower loads with it */
+    qwen_model *m = NULL;
+    EXPECT_STATUS(qwen_model_load(path_of("vision/qwen2vl-hf"), NULL, &m), 0);
+    if (m && img) {
+        int vocab = qwen_model_n_vocab(m), n_embd = qwen_model_n_embd(m);
+        CHECK(qwen_model_has_vision(m) == 1 && n_embd == 32, "vision model");
+        CHECK(qwen_model_has_audio(m) == 0, "no audio tower in a vision model");
+        CHECK(qwen_image_n_tokens(m, img) == 96, "96 tokens for 333x215 (%d)", qwen_image_n_tokens(m, img));
+        qwen_context_params cp = qwen_context_default_params();
+        cp.n_ctx = 1024;
+        cp.kv_type = QWEN_KV_F32;
+        qwen_context *ctx = NULL;
+        EXPECT_STATUS(qwen_context_new(m, &cp, &ctx), 0);
+        int32_t n_tokens = 0;
+        EXPECT_STATUS(qwen_image_embed(ctx, img, NULL, 0, &n_tokens), QWEN_ERR_BUFFER_TOO_SMALL);
+        CHECK(n_tokens == 96, "n_tokens reported when the buffer is short");
+        static float rows[96 * 32], ref[96 * 32];
+        CHECK(qwen_image_embed(ctx, img, rows, 96 * 32, &n_tokens) == 96, "embed");
+        FILE *rf = fopen(path_of("vision/refs/qwen2vl_embed_rgb_333x215.f32"), "rb");
+        size_t got = rf ? fread(ref, 4, 96 * 32, rf) : 0;
+        if (rf) fclose(rf);
+        float worst = 0;
+        for (int i = 0; i < 96 * 32; i++) worst = fmaxf(worst, fabsf(rows[i] - ref[i]));
+        CHECK(got == 96 * 32 && worst <= 1e-3f, "embeddings vs transformers: max |d| %g", (double)worst);
+        /* one image in the model's prompt syntax */
+        const qwen_image *one[1] = {img}, *two[2] = {img, img};
+        float *logits = malloc(sizeof(float) * (size_t)vocab), *expect = malloc(sizeof(float) * (size_t)vocab);
+        EXPECT_STATUS(qwen_context_eval_prompt(ctx, vl_prompt, one, 1, NULL, 0, logits), 0);
+        CHECK(qwen_context_n_past(ctx) == 132, "prompt of 132 positions (%d)", qwen_context_n_past(ctx));
+        if (read_last_logits(path_of("vision/refs/qwen2vl_one.logits.f32"), 4, expect, vocab)) {
+            worst = 0;
+            for (int i = 0; i < vocab; i++) worst = fmaxf(worst, fabsf(logits[i] - expect[i]));
+            CHECK(worst <= 1e-3f, "logits vs transformers: max |d| %g", (double)worst);
+        } else {
+            CHECK(0, "cannot read the reference logits");
+        }
+        /* placeholders and images must match */
+        qwen_context_reset(ctx);
+        EXPECT_STATUS(qwen_context_eval_prompt(ctx, vl_prompt, NULL, 0, NULL, 0, NULL), QWEN_ERR_INVALID_ARGUMENT);
+        EXPECT_STATUS(qwen_context_eval_prompt(ctx, vl_prompt, two, 2, NULL, 0, NULL), QWEN_ERR_INVALID_ARGUMENT);
+        EXPECT_STATUS(qwen_context_eval_prompt(ctx, vl_prompt, one, 1, NULL, 1, NULL), QWEN_ERR_INVALID_ARGUMENT);
+        CHECK(qwen_context_n_past(ctx) == 0, "nothing evaluated on errors");
+        /* chat: <image> markers, then a second turn reusing the cached prefix and embeddings */
+        qwen_chat_message turn[3] = {{"user", "<image>\nDescribe this image."}, {"assistant", "A picture."}, {"user", "And this one? <image>"}};
+        EXPECT_STATUS(qwen_chat_eval_media(ctx, turn, 1, one, 1, NULL, 0, 1, NULL), 0);
+        int past = qwen_context_n_past(ctx);
+        CHECK(past > 96, "chat with an image (%d positions)", past);
+        CHECK(qwen_generate(ctx, NULL, 4, NULL, NULL) >= 0, "generate after an image");
+        int64_t before = qwen_context_n_evaluated(ctx);
+        const qwen_image *both[2] = {img, mem};
+        EXPECT_STATUS(qwen_chat_eval_media(ctx, turn, 3, both, 2, NULL, 0, 1, NULL), 0);
+        int second = qwen_image_n_tokens(m, mem);
+        CHECK(qwen_context_n_evaluated(ctx) - before < second + 40, "second turn reuses the first (%lld evaluated)",
+              (long long)(qwen_context_n_evaluated(ctx) - before));
+        EXPECT_STATUS(qwen_image_set_pixel_bounds(mem, 3136, 50176), 0);
+        CHECK(qwen_image_n_tokens(m, mem) == 54, "bounds give 54 tokens (%d)", qwen_image_n_tokens(m, mem));
+        EXPECT_STATUS(qwen_image_set_pixel_bounds(mem, 100, 10), QWEN_ERR_INVALID_ARGUMENT);
+        free(logits);
+        free(expect);
+        qwen_context_free(ctx);
+    }
+    qwen_model_free(m);
+
+    /* llama.cpp's pair: text GGUF + mmproj */
+    m = NULL;
+    EXPECT_STATUS(qwen_model_load(path_of("vision/qwen2vl-q8_0.gguf"), NULL, &m), 0);
+    if (m && img) {
+        CHECK(qwen_model_has_vision(m) == 0, "no tower before the projector");
+        EXPECT_STATUS(qwen_image_n_tokens(m, img), QWEN_ERR_UNSUPPORTED);
+        EXPECT_STATUS(qwen_model_load_projector(m, path_of("vision/qwen2vl-f32.gguf")), QWEN_ERR_UNSUPPORTED);
+        EXPECT_STATUS(qwen_model_load_projector(m, path_of("vision/none.gguf")), QWEN_ERR_IO);
+        EXPECT_STATUS(qwen_model_load_projector(m, NULL), QWEN_ERR_INVALID_ARGUMENT);
+        EXPECT_STATUS(qwen_model_load_projector(m, path_of("vision/mmproj-qwen2vl-q8_0.gguf")), 0);
+        CHECK(qwen_model_has_vision(m) == 1, "tower after the projector");
+        qwen_context *ctx = NULL;
+        EXPECT_STATUS(qwen_context_new(m, NULL, &ctx), 0);
+        qwen_chat_message q[1] = {{"user", "<image>What is it?"}};
+        const qwen_image *one[1] = {img};
+        EXPECT_STATUS(qwen_chat_eval_media(ctx, q, 1, one, 1, NULL, 0, 1, NULL), 0);
+        CHECK(qwen_generate(ctx, NULL, 4, NULL, NULL) >= 0, "generate with the GGUF pair");
+        qwen_context_free(ctx);
+    }
+    qwen_model_free(m);
+    /* a text-only model takes no images */
+    m = NULL;
+    EXPECT_STATUS(qwen_model_load(path_of("tiny/qwen2-q8_0.gguf"), NULL, &m), 0);
+    if (m && img) {
+        qwen_context *ctx = NULL;
+        EXPECT_STATUS(qwen_context_new(m, NULL, &ctx), 0);
+        const qwen_image *one[1] = {img};
+        EXPECT_STATUS(qwen_context_eval_prompt(ctx, vl_prompt, one, 1, NULL, 0, NULL), QWEN_ERR_UNSUPPORTED);
+        qwen_context_free(ctx);
+    }
+    qwen_model_free(m);
+    qwen_image_free(mem);
+    qwen_image_free(img);
+}
+
 int main(int argc, char **argv) {
     fixtures = argc > 1 ? argv[1] : "Tests/Fixtures";
     test_quantize();
@@ -649,6 +784,7 @@ int main(int argc, char **argv) {
         qwen_context_free(ctx);
     }
     test_chat_thinking();
+    test_vision();
     printf("%d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;
 }

@@ -1,0 +1,2 @@
+// libpng (Debian: libpng-dev), used by the CQwenMedia decoders.
+#include <png.h>

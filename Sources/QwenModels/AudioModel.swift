@@ -1,0 +1,141 @@
+import QwenFormats
+import QwenMedia
+import QwenTensors
+import QwenTokenizer
+
+/// What a model needs to take audio: the feature extractor, the audio tower with its projector, and the prompt
+/// tokens (`<|AUDIO|>` stands for a clip's rows, between `<|audio_bos|>` and `<|audio_eos|>`).
+public final class AudioModel: @unchecked Sendable {
+    public let encoder: Qwen2AudioEncoder
+    public let features: WhisperFeatureExtractor
+    /// `<|AUDIO|>`: the placeholder one clip's rows replace.
+    public let audioTokenID: Int32
+    public let audioStartID: Int32?
+    public let audioEndID: Int32?
+    /// Where the tower came from (the model folder or the mmproj file).
+    public let source: String
+
+    init(encoder: Qwen2AudioEncoder, features: WhisperFeatureExtractor, audioTokenID: Int32, tokenizer: Tokenizer,
+         source: String) throws {
+        guard encoder.config.inputFrames == features.settings.windowFrames, encoder.config.melBins == features.settings.melBins else {
+            throw QwenError.format("the audio encoder takes \(encoder.config.melBins) × \(encoder.config.inputFrames) features, the " +
+                                   "feature extractor makes \(features.settings.melBins) × \(features.settings.windowFrames)")
+        }
+        self.encoder = encoder
+        self.features = features
+        self.audioTokenID = audioTokenID
+        audioStartID = tokenizer.tokenID("<|audio_bos|>")
+        audioEndID = tokenizer.tokenID("<|audio_eos|>")
+        self.source = source
+    }
+
+    /// Rows the LLM receives for a clip: the sum over its 30-second windows.
+    public func tokenCount(_ clip: AudioClip) -> Int {
+        features.windows(sampleCount: clip.samples.count).reduce(0) {
+            $0 + encoder.lengths(validFrames: features.validFrames(samples: $1.count)).tokens
+        }
+    }
+
+    /// The embeddings of a clip, rows × outputSize floats: the tower's projected rows of each 30-second window,
+    /// concatenated (the reference keeps only the first window; see README). A last window too short for a row
+    /// (under 60 ms) adds none; a clip with no row at all is an error.
+    public func embed(_ clip: AudioClip, pool: ThreadPool?) throws -> (rows: Int, values: [Float]) {
+        let s = features.settings
+        guard clip.samples.count > 0 else { throw QwenError.invalidArgument("audio clip is empty") }
+        var buffer = [Float](repeating: 0, count: s.melBins * s.windowFrames)
+        var values: [Float] = [], rows = 0
+        for window in features.windows(sampleCount: clip.samples.count) {
+            let valid = features.validFrames(samples: window.count)
+            let tokens = encoder.lengths(validFrames: valid).tokens
+            if tokens == 0 && rows > 0 { continue }
+            guard tokens > 0 else {
+                throw QwenError.invalidArgument("audio clip too short: \(clip.samples.count) samples at 16 kHz give no audio token " +
+                                                "(Qwen2-Audio needs at least \(2 * s.hopLength + 1))")
+            }
+            clip.samples.withUnsafeBufferPointer { x in
+                buffer.withUnsafeMutableBufferPointer {
+                    _ = features.extract(UnsafeBufferPointer(rebasing: x[window]), into: $0.baseAddress!, pool: pool)
+                }
+            }
+            let out = try buffer.withUnsafeBufferPointer { try encoder.encode(features: $0.baseAddress!, validFrames: valid, pool: pool) }
+            values += out
+            rows += tokens
+        }
+        return (rows, values)
+    }
+
+    /// The audio side of a Hugging Face Qwen2-Audio folder (model_type `qwen2_audio`): `audio_config`, the
+    /// audio token id (`audio_token_index`, or transformers 5's `audio_token_id`), `preprocessor_config.json`
+    /// (defaults: Qwen2-Audio's). nil for other models.
+    static func huggingFace(folder: String, config: JSON, weights: WeightStore, tokenizer: Tokenizer, hidden: Int) throws -> AudioModel? {
+        guard config["model_type"]?.string == "qwen2_audio" else { return nil }
+        let c = try AudioEncoderConfig(huggingFace: config["audio_config"], textHidden: hidden)
+        var settings = AudioFeatureSettings()
+        let pre = folder + "/preprocessor_config.json"
+        if fileExists(pre) { settings = try AudioFeatureSettings(preprocessorConfig: JSON.parseFile(pre)) }
+        guard let id = (config["audio_token_index"] ?? config["audio_token_id"])?.int ?? tokenizer.tokenID("<|AUDIO|>").map(Int.init),
+              id >= 0, id < Int(Int32.max) else {
+            throw QwenError.format("'\(folder)/config.json' has no audio_token_index and the tokenizer no <|AUDIO|>")
+        }
+        return try AudioModel(encoder: Qwen2AudioEncoder(config: c, weights: weights),
+                              features: WhisperFeatureExtractor(settings: settings), audioTokenID: Int32(id),
+                              tokenizer: tokenizer, source: folder)
+    }
+
+    /// Whether a GGUF file is an audio mmproj (llama.cpp's `clip.has_audio_encoder`).
+    public static func isAudioProjector(_ gguf: GGUFFile) -> Bool {
+        gguf["general.architecture"]?.string == "clip" && gguf["clip.has_audio_encoder"]?.bool == true
+    }
+
+    /// The audio tower of llama.cpp's audio mmproj for `model` (its text GGUF provides the tokens).
+    public static func mmproj(_ gguf: GGUFFile, for model: Model) throws -> AudioModel {
+        let c = try AudioEncoderConfig(mmproj: gguf)
+        guard c.outputSize == model.config.hiddenSize else {
+            throw QwenError.invalidArgument("'\(gguf.file.path)' projects to \(c.outputSize) floats, the model's hidden size is " +
+                                            "\(model.config.hiddenSize)")
+        }
+        guard let id = model.tokenizer.tokenID("<|AUDIO|>") else {
+            throw QwenError.unsupported("the model's tokenizer has no <|AUDIO|> token: it is not Qwen2-Audio's language model")
+        }
+        let store = WeightStore(gguf: gguf)
+        store.loadPool = Model.loadPool(model.options)
+        defer { store.loadPool = nil }  // its threads end with loading
+        var settings = AudioFeatureSettings()
+        settings.melBins = c.melBins
+        return try AudioModel(encoder: Qwen2AudioEncoder(config: c, weights: store), features: WhisperFeatureExtractor(settings: settings),
+                              audioTokenID: id, tokenizer: model.tokenizer, source: gguf.file.path)
+    }
+}
+
+extension Model {
+    /// Loads llama.cpp's mmproj for this model: an audio mmproj (Qwen2-Audio's tower) becomes `audio`. Call before
+    /// sharing the model with contexts on other threads.
+    public func loadAudioProjector(path: String) throws {
+        let gguf = try GGUFFile(path: path, map: options.useMmap)
+        guard AudioModel.isAudioProjector(gguf) else {
+            throw QwenError.unsupported("'\(path)' is not an audio projector (no clip.has_audio_encoder)")
+        }
+        audio = try AudioModel.mmproj(gguf, for: self)
+    }
+}
+
+extension ModelConfig {
+    /// Qwen2-Audio's hub config.json leaves most of `text_config` to transformers' Qwen2Config defaults; they are
+    /// filled in here (hidden 4096, 32 layers, 32 heads and KV heads, ffn 22016, 32768 positions, θ 10000, eps 1e-6).
+    static func withQwen2AudioTextDefaults(_ config: JSON) -> JSON {
+        guard config["model_type"]?.string == "qwen2_audio", case var .object(top) = config else { return config }
+        var text = config["text_config"]?.object ?? []
+        let defaults: [(String, Double)] = [
+            ("hidden_size", 4096), ("intermediate_size", 22016), ("num_hidden_layers", 32), ("num_attention_heads", 32),
+            ("max_position_embeddings", 32768), ("rms_norm_eps", 1e-6), ("vocab_size", 151936),
+        ]
+        for (key, value) in defaults where !text.contains(where: { $0.key == key }) { text.append((key, .number(value))) }
+        if !text.contains(where: { $0.key == "num_key_value_heads" }) {
+            let heads = text.first { $0.key == "num_attention_heads" }?.value ?? .number(32)
+            text.append(("num_key_value_heads", heads))
+        }
+        top.removeAll { $0.key == "text_config" }
+        top.append(("text_config", .object(text)))
+        return .object(top)
+    }
+}

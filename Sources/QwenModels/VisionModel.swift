@@ -1,0 +1,154 @@
+import QwenFormats
+import QwenMedia
+import QwenTensors
+import QwenTokenizer
+
+/// What a model needs to take images: the image processor settings, the vision tower (Qwen2VLVision.swift) and the
+/// prompt tokens (`<|image_pad|>` stands for an image's rows, between `<|vision_start|>` and `<|vision_end|>`).
+public final class VisionModel: @unchecked Sendable {
+    public let encoder: Qwen2VLVisionEncoder
+    /// `<|image_pad|>`: the placeholder one image's rows replace.
+    public let imageTokenID: Int32
+    public let visionStartID: Int32?
+    public let visionEndID: Int32?
+    /// Where the tower came from (the model folder or the mmproj file).
+    public let source: String
+
+    public var settings: ImageProcessorSettings { encoder.processorSettings }
+    public var config: VisionConfig { encoder.config }
+
+    init(encoder: Qwen2VLVisionEncoder, imageTokenID: Int32, tokenizer: Tokenizer, source: String) {
+        self.encoder = encoder
+        self.imageTokenID = imageTokenID
+        visionStartID = tokenizer.tokenID("<|vision_start|>")
+        visionEndID = tokenizer.tokenID("<|vision_end|>")
+        self.source = source
+    }
+
+    /// The image's preprocessing: the model's settings with the pixel bounds a host chose for it (0: the model's).
+    public func settings(minPixels: Int = 0, maxPixels: Int = 0) -> ImageProcessorSettings {
+        var s = settings
+        if minPixels > 0 { s.minPixels = minPixels }
+        if maxPixels > 0 { s.maxPixels = maxPixels }
+        if minPixels > 0, maxPixels == 0, s.maxPixels < minPixels { s.maxPixels = minPixels }
+        if maxPixels > 0, minPixels == 0, s.minPixels > maxPixels { s.minPixels = maxPixels }
+        return s
+    }
+
+    /// Rows the language model receives for an image of this size.
+    public func tokenCount(width: Int, height: Int, settings s: ImageProcessorSettings) throws -> Int {
+        let (h, w) = try ImageProcessor.smartResize(height: height, width: width, factor: s.patchSize * s.mergeSize,
+                                                    minPixels: s.minPixels, maxPixels: s.maxPixels)
+        return (h / s.patchSize) * (w / s.patchSize) / (s.mergeSize * s.mergeSize)
+    }
+
+    /// Preprocesses and encodes an image: rows × hidden floats and the merged (t, h, w) grid its rows span.
+    /// `exactAttention`: F32 keys and values in the tower's attention (else F16, as llama.cpp).
+    public func embed(_ image: RGBImage, settings s: ImageProcessorSettings, pool: ThreadPool?, exactAttention: Bool = false) throws
+        -> (rows: Int, values: [Float], grid: (t: Int, h: Int, w: Int)) {
+        let processed = try ImageProcessor.process(image, settings: s)
+        let values = try encoder.encode(processed, pool: pool, exactAttention: exactAttention)
+        let m = config.mergeSize
+        let grid = (t: processed.grid.t, h: processed.grid.h / m, w: processed.grid.w / m)
+        return (grid.t * grid.h * grid.w, values, grid)
+    }
+
+    /// `preprocessor_config.json`: the hub's `min_pixels` / `max_pixels` (which win, as in the processor) or
+    /// transformers 5's `size.shortest_edge` / `size.longest_edge`, patch and merge sizes, mean, std, rescale factor.
+    public static func processorSettings(preprocessorConfig p: JSON) throws -> ImageProcessorSettings {
+        var s = ImageProcessorSettings()
+        if let size = p["size"] {
+            if let v = size["shortest_edge"]?.int ?? size["min_pixels"]?.int { s.minPixels = v }
+            if let v = size["longest_edge"]?.int ?? size["max_pixels"]?.int { s.maxPixels = v }
+        }
+        if let v = p["min_pixels"]?.int { s.minPixels = v }
+        if let v = p["max_pixels"]?.int { s.maxPixels = v }
+        if let v = p["patch_size"]?.int { s.patchSize = v }
+        if let v = p["merge_size"]?.int { s.mergeSize = v }
+        if let v = p["temporal_patch_size"]?.int { s.temporalPatchSize = v }
+        if let mean = p["image_mean"]?.array?.compactMap(\.double), mean.count == 3 { s.mean = mean }
+        if let std = p["image_std"]?.array?.compactMap(\.double), std.count == 3 { s.std = std }
+        if let r = p["rescale_factor"]?.double { s.rescaleFactor = r }
+        if p["do_resize"]?.bool == false || p["do_rescale"]?.bool == false || p["do_normalize"]?.bool == false {
+            throw QwenError.unsupported("preprocessor_config.json turns off resizing, rescaling or normalization")
+        }
+        try s.validate()
+        return s
+    }
+
+    /// The vision side of a Hugging Face Qwen2-VL / Qwen2.5-VL folder (`vision_config`, `image_token_id`,
+    /// `preprocessor_config.json`). nil for models without one.
+    static func huggingFace(folder: String, config: JSON, weights: WeightStore, tokenizer: Tokenizer, hidden: Int) throws -> VisionModel? {
+        guard ["qwen2_vl", "qwen2_5_vl"].contains(config["model_type"]?.string ?? ""), config["vision_config"] != nil else { return nil }
+        let c = try VisionConfig(huggingFace: config)
+        guard c.outputSize == hidden else {
+            throw QwenError.format("the vision tower's merger gives \(c.outputSize) floats, the language model's hidden size is \(hidden)")
+        }
+        var settings = ImageProcessorSettings()
+        settings.patchSize = c.patchSize
+        settings.mergeSize = c.mergeSize
+        settings.temporalPatchSize = c.temporalPatchSize
+        let pre = folder + "/preprocessor_config.json"
+        if fileExists(pre) { settings = try processorSettings(preprocessorConfig: JSON.parseFile(pre)) }
+        guard let id = (config["image_token_id"] ?? config["text_config"]?["image_token_id"])?.int
+            ?? tokenizer.tokenID("<|image_pad|>").map(Int.init), id >= 0, id < Int(Int32.max) else {
+            throw QwenError.format("'\(folder)/config.json' has no image_token_id and the tokenizer no <|image_pad|>")
+        }
+        return VisionModel(encoder: try Qwen2VLVisionEncoder(config: c, weights: weights, processorSettings: settings),
+                           imageTokenID: Int32(id), tokenizer: tokenizer, source: folder)
+    }
+
+    /// Whether a GGUF file is a vision mmproj (llama.cpp's `clip.has_vision_encoder`).
+    public static func isVisionProjector(_ gguf: GGUFFile) -> Bool {
+        gguf["general.architecture"]?.string == "clip" && gguf["clip.has_vision_encoder"]?.bool == true
+    }
+
+    /// The vision tower of llama.cpp's mmproj for `model` (its text GGUF provides the tokens). Preprocessing: the
+    /// file's mean/std and `clip.vision.image_min_pixels` / `image_max_pixels` when present, else the reference
+    /// defaults.
+    public static func mmproj(_ gguf: GGUFFile, for model: Model) throws -> VisionModel {
+        let c = try VisionConfig(gguf: gguf)
+        guard c.outputSize == model.config.hiddenSize else {
+            throw QwenError.invalidArgument("'\(gguf.file.path)' projects to \(c.outputSize) floats, the model's hidden size is " +
+                                            "\(model.config.hiddenSize)")
+        }
+        guard let id = model.tokenizer.tokenID("<|image_pad|>") else {
+            throw QwenError.unsupported("the model's tokenizer has no <|image_pad|> token: it is not a Qwen-VL language model")
+        }
+        var s = ImageProcessorSettings()
+        s.patchSize = c.patchSize
+        s.mergeSize = c.mergeSize
+        if let mean = gguf["clip.vision.image_mean"]?.array?.compactMap(\.double), mean.count == 3 { s.mean = mean }
+        if let std = gguf["clip.vision.image_std"]?.array?.compactMap(\.double), std.count == 3 { s.std = std }
+        if let lo = gguf["clip.vision.image_min_pixels"]?.int, let hi = gguf["clip.vision.image_max_pixels"]?.int, lo > 0, hi >= lo {
+            s.minPixels = lo
+            s.maxPixels = hi
+        }
+        let store = WeightStore(gguf: gguf)
+        store.loadPool = Model.loadPool(model.options)
+        defer { store.loadPool = nil }  // its threads end with loading
+        return VisionModel(encoder: try Qwen2VLVisionEncoder(config: c, weights: store, processorSettings: s), imageTokenID: id,
+                           tokenizer: model.tokenizer, source: gguf.file.path)
+    }
+}
+
+extension Model {
+    /// Loads llama.cpp's `mmproj` GGUF for this model: a vision projector (Qwen2-VL / Qwen2.5-VL) becomes `vision`,
+    /// an audio projector `audio`. Call before sharing the model with contexts on other threads.
+    public func loadProjector(path: String) throws {
+        let gguf = try GGUFFile(path: path, map: options.useMmap)
+        guard gguf["general.architecture"]?.string == "clip" else {
+            throw QwenError.unsupported("'\(path)' is not a projector (mmproj) GGUF: general.architecture is " +
+                                        "'\(gguf["general.architecture"]?.string ?? "none")', not 'clip'")
+        }
+        let isVision = VisionModel.isVisionProjector(gguf), isAudio = AudioModel.isAudioProjector(gguf)
+        guard isVision || isAudio else {
+            throw QwenError.unsupported("'\(path)' has neither a vision nor an audio encoder")
+        }
+        // build both before attaching either, so a failure leaves the model as it was
+        let newVision = isVision ? try VisionModel.mmproj(gguf, for: self) : nil
+        let newAudio = isAudio ? try AudioModel.mmproj(gguf, for: self) : nil
+        if let newVision { vision = newVision }
+        if let newAudio { audio = newAudio }
+    }
+}
