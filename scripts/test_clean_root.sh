@@ -9,7 +9,8 @@ need=""
 for p in debootstrap cmake pkg-config; do command -v "$p" >/dev/null || need="$need $p"; done
 if [ -n "$need" ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $need; fi
 
-BASE=.cache/cleanroot/bookworm-media
+BASE="$PWD/.cache/cleanroot/bookworm-media"
+mkdir -p "$(dirname "$BASE")"
 if [ ! -x "$BASE/bin/sh" ]; then
   rm -rf "$BASE"
   # minimal Debian plus the runtime libraries of the image and audio decoders libqwen links (no -dev packages)
