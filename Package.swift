@@ -18,7 +18,7 @@ let cFlags: [CSetting] = [.unsafeFlags(["-march=\(targetCPU)", "-O3"])]
 
 // libqwen.so is self-contained for embedding: it carries the Swift runtime statically (NEEDED is only
 // libc/libm/libstdc++/libgcc_s), has a versioned SONAME and exports nothing but the qwen_* C API.
-// Reliability builds (docs/RELIABILITY.md: scripts/sanitize.sh, scripts/fuzz.sh) set QWEN_SANITIZE=1 and get a plain
+// Reliability builds (docs/RELIABILITY.md: sanitizers, the fuzzer) set QWEN_SANITIZE=1 or QWEN_FUZZ=1 and get a plain
 // shared library instead: the sanitizer runtimes want the shared Swift runtime and their own exported symbols.
 let sanitizing = Context.environment["QWEN_SANITIZE"] != nil || Context.environment["QWEN_FUZZ"] != nil
 let libraryLinkFlags: [LinkerSetting] = sanitizing ? [] : [
@@ -75,7 +75,7 @@ let package = Package(
 )
 
 // Reliability (docs/RELIABILITY.md): the fuzz harnesses, as a library that the regression and bounded-resource
-// tests replay inputs through; QWEN_FUZZ=1 adds the libFuzzer driver, built by scripts/fuzz.sh with --sanitize=fuzzer.
+// tests replay inputs through; QWEN_FUZZ=1 adds the libFuzzer driver (built with --sanitize=fuzzer, docs/RELIABILITY.md).
 package.targets += [
     .target(name: "QwenFuzzHarnesses", dependencies: ["QwenRuntime"], path: "Tests/Fuzz/Harnesses", swiftSettings: swiftFlags),
     .testTarget(name: "QwenReliabilityTests", dependencies: ["QwenFuzzHarnesses", "QwenTestSupport"], path: "Tests/Reliability/Swift",

@@ -13,6 +13,10 @@ mkdir -p .build/capi
 cc -std=c11 -Wall -Wextra -Werror -Iinclude Tests/capi/test_capi.c -o .build/capi/test_capi \
   -L.build/release -Wl,-rpath,"$PWD/.build/release" -lqwen -lm -pthread
 .build/capi/test_capi Tests/Fixtures
+# every public function with invalid arguments, a full context, hostile files, allocation failure (docs/RELIABILITY.md)
+cc -std=c11 -Wall -Wextra -Werror -Iinclude Tests/Reliability/test_invalid_args.c -o .build/capi/test_invalid_args \
+  -L.build/release -Wl,-rpath,"$PWD/.build/release" -lqwen -lm -pthread
+.build/capi/test_invalid_args Tests/Fixtures include/qwen.h
 # ARM64 NEON kernels, cross-compiled and run under qemu-aarch64 (on ARM64: natively)
 Tests/neon/run.sh
 # samples build and run

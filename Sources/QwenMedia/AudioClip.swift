@@ -85,6 +85,7 @@ public final class AudioClip: @unchecked Sendable {
         try limits.validate()
         guard !path.isEmpty else { throw QwenError.invalidArgument("empty audio path") }
         guard fileExists(path) else { throw QwenError.io("'\(path)' does not exist") }
+        guard !isDirectory(path) else { throw QwenError.io("'\(path)' is a directory") }
         var info = SF_INFO()
         guard let file = sf_open(path, Int32(SFM_READ), &info) else {
             let reason = String(cString: sf_strerror(nil))

@@ -70,6 +70,11 @@ public enum ImageProcessor {
         try s.validate()
         let (h, w) = try smartResize(height: image.height, width: image.width, factor: s.patchSize * s.mergeSize,
                                      minPixels: s.minPixels, maxPixels: s.maxPixels)
+        // the resampler's intermediate rows and output, the normalized patches (F32, two frames) and the encoder's
+        // per-patch buffers: ~64 bytes per output pixel; the host may have raised the pixel bounds far
+        let (bytes, overflow) = h.multipliedReportingOverflow(by: w)
+        try QwenError.requireMemory(overflow || bytes > Int.max / 64 ? -1 : bytes * 64 + image.width * h * 3,
+                                    for: "an image resized to \(w) x \(h) pixels")
         return (w, h, BicubicResampler.resize(image.pixels, width: image.width, height: image.height, toWidth: w, height: h))
     }
 

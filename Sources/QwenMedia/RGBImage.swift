@@ -57,6 +57,7 @@ public final class RGBImage: @unchecked Sendable {
 
     /// Decodes a PNG or JPEG file.
     public static func load(path: String, options: DecodeOptions = DecodeOptions()) throws -> RGBImage {
+        guard !path.isEmpty else { throw QwenError.invalidArgument("empty image path") }
         guard fileExists(path) else { throw QwenError.io("'\(path)' does not exist") }
         let file = try FileBytes(path: path, map: true)
         do {

@@ -136,6 +136,7 @@ extension Model {
     /// Loads llama.cpp's `mmproj` GGUF for this model: a vision projector (Qwen2-VL / Qwen2.5-VL) becomes `vision`,
     /// an audio projector `audio`. Call before sharing the model with contexts on other threads.
     public func loadProjector(path: String) throws {
+        guard !path.isEmpty else { throw QwenError.invalidArgument("empty projector path") }
         let gguf = try GGUFFile(path: path, map: options.useMmap)
         guard gguf["general.architecture"]?.string == "clip" else {
             throw QwenError.unsupported("'\(path)' is not a projector (mmproj) GGUF: general.architecture is " +

@@ -1,4 +1,4 @@
-// libFuzzer driver of the harnesses in Tests/Fuzz/Harnesses (docs/RELIABILITY.md). Built only by scripts/fuzz.sh:
+// libFuzzer driver of the harnesses in Tests/Fuzz/Harnesses (docs/RELIABILITY.md). Built only for fuzzing:
 //   QWEN_FUZZ=1 swift build -c release --sanitize=fuzzer --sanitize=address -Xswiftc -O --product qwen-fuzz
 // (compiled with -parse-as-library: libFuzzer supplies main). The harness is chosen by QWEN_FUZZ_HARNESS.
 //

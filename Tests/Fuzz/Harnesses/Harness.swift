@@ -6,7 +6,7 @@
 // tensor outside its file, ...). Anything else, a trap, a sanitizer report, a hang or an allocation beyond the
 // fuzzer's limits, is a bug.
 //
-// The same functions serve the libFuzzer driver (Tests/Fuzz/Driver, built by scripts/fuzz.sh) and the regression
+// The same functions serve the libFuzzer driver (Tests/Fuzz/Driver, see docs/RELIABILITY.md) and the regression
 // tests (Tests/Reliability/Swift), which replay every file under Tests/Fuzz/corpus and Tests/Fuzz/regressions.
 import QwenFormats
 #if canImport(Glibc)
