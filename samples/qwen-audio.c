@@ -13,33 +13,15 @@
  * It prints how long encoding the clips took, then the answer, then prompt and generation speed.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <qwen.h>
+#include "common.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MAX_CLIPS 32
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int fail(const char *what) {
-    fprintf(stderr, "qwen-audio: %s: %s\n", what, qwen_last_error());
-    return 1;
-}
-
-static int on_token(int32_t token, const char *piece, void *user_data) {
-    (void)token;
-    (void)user_data;
-    fputs(piece, stdout);
-    fflush(stdout);
-    return 0;
-}
+static const char program[] = "qwen-audio";
 
 static void usage(void) {
     fprintf(stderr,
@@ -90,41 +72,30 @@ static int read_stdin_pcm(int32_t rate, int32_t channels, const qwen_audio_param
     free(bytes);
     int rc = qwen_audio_from_pcm_f32_ex(samples, (int64_t)(n_samples / (size_t)channels), channels, rate, ap, out);
     free(samples);
-    return rc == QWEN_OK ? 0 : fail("stdin");
+    return rc == QWEN_OK ? 0 : fail(program, "stdin");
 }
 
 int main(int argc, char **argv) {
-    const char *model_path = NULL, *mmproj = NULL, *prompt = NULL, *system = NULL;
+    chat_args args = chat_args_defaults();
+    args.context.n_ctx = 4096;
     const char *clip_paths[MAX_CLIPS];
-    int n_clips = 0, n_stdin = 0, max_tokens = 256, threads = 0, n_ctx = 4096, rate = 16000, channels = 1;
+    int n_clips = 0, n_stdin = 0, rate = 16000, channels = 1;
     qwen_audio_params ap = qwen_audio_default_params();
-    qwen_sampling_params sp = qwen_sampling_default_params();
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
-        if (i + 1 >= argc) { usage(); return 2; }
-        const char *v = argv[++i]; /* every other option takes a value */
-        if (!strcmp(a, "-m")) model_path = v;
-        else if (!strcmp(a, "--mmproj")) mmproj = v;
-        else if (!strcmp(a, "--audio")) {
+    option_walk options = {.argc = argc, .argv = argv, .next = 1, .usage = usage};
+    while (next_option(&options, &args)) {
+        const char *a = options.option, *v = options.value;
+        if (!strcmp(a, "--audio")) {
             if (n_clips == MAX_CLIPS) { fprintf(stderr, "qwen-audio: at most %d clips\n", MAX_CLIPS); return 2; }
             if (!strcmp(v, "-") && n_stdin++) { fprintf(stderr, "qwen-audio: stdin (--audio -) can be read once\n"); return 2; }
             clip_paths[n_clips++] = v;
         }
-        else if (!strcmp(a, "-p")) prompt = v;
-        else if (!strcmp(a, "-s") || !strcmp(a, "--system")) system = v;
-        else if (!strcmp(a, "-n")) max_tokens = atoi(v);
-        else if (!strcmp(a, "--temp")) sp.temperature = (float)atof(v);
-        else if (!strcmp(a, "--seed")) sp.seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "-t")) threads = atoi(v);
-        else if (!strcmp(a, "-c")) n_ctx = atoi(v);
         else if (!strcmp(a, "--max-seconds")) ap.max_seconds = atof(v);
         else if (!strcmp(a, "--rate")) rate = atoi(v);
         else if (!strcmp(a, "--channels")) channels = atoi(v);
         else { usage(); return 2; }
     }
-    if (!model_path || !prompt || n_clips == 0) {
-        if (model_path && prompt) fprintf(stderr, "qwen-audio: no clip: give --audio FILE (or --audio - for PCM on stdin)\n");
+    if (!args.model_path || !args.prompt || n_clips == 0) {
+        if (args.model_path && args.prompt) fprintf(stderr, "qwen-audio: no clip: give --audio FILE (or --audio - for PCM on stdin)\n");
         usage();
         return 2;
     }
@@ -138,39 +109,27 @@ int main(int argc, char **argv) {
     int status = 0;
     for (int i = 0; i < n_clips && !status; i++) {
         if (!strcmp(clip_paths[i], "-")) status = read_stdin_pcm(rate, channels, &ap, &clips[i]);
-        else if (qwen_audio_load_ex(clip_paths[i], &ap, &clips[i]) != QWEN_OK) status = fail(clip_paths[i]);
+        else if (qwen_audio_load_ex(clip_paths[i], &ap, &clips[i]) != QWEN_OK) status = fail(program, clip_paths[i]);
     }
     if (status) {
         for (int i = 0; i < n_clips; i++) qwen_audio_free(clips[i]);
         return status;
     }
 
-    qwen_model_params mp = qwen_model_default_params();
-    mp.n_threads = threads;
     qwen_model *model = NULL;
     qwen_context *ctx = NULL;
+    qwen_model_details info;
     double t0 = now_seconds();
-    if (qwen_model_load(model_path, &mp, &model) != QWEN_OK) status = fail(model_path);
-    else if (mmproj && qwen_model_load_projector(model, mmproj) != QWEN_OK) status = fail(mmproj);
-    else {
+    status = load_model(program, &args, &model);
+    if (!status) {
         /* the header has no qwen_model_has_audio: a model without an audio tower refuses to count a clip's tokens */
         int tokens = qwen_audio_n_tokens(model, clips[0]);
         if (tokens == QWEN_ERR_UNSUPPORTED) {
-            fprintf(stderr, "qwen-audio: %s takes no audio (a Qwen2-Audio GGUF needs --mmproj)\n", model_path);
+            fprintf(stderr, "qwen-audio: %s takes no audio (a Qwen2-Audio GGUF needs --mmproj)\n", args.model_path);
             status = 1;
-        } else if (tokens < 0) status = fail("qwen_audio_n_tokens");
+        } else if (tokens < 0) status = fail(program, "qwen_audio_n_tokens");
     }
-    qwen_model_details info;
-    memset(&info, 0, sizeof info);
-    if (!status && qwen_model_info(model, &info) != QWEN_OK) status = fail("qwen_model_info");
-    if (!status) {
-        fprintf(stderr, "model: %s, %s, %.1fM parameters, loaded in %.2f s\n", info.architecture, info.weight_type,
-                (double)info.n_params / 1e6, now_seconds() - t0);
-        qwen_context_params cp = qwen_context_default_params();
-        cp.n_ctx = n_ctx;
-        cp.n_threads = threads;
-        if (qwen_context_new(model, &cp, &ctx) != QWEN_OK) status = fail("context");
-    }
+    if (!status) status = open_context(program, model, &args, t0, &info, &ctx);
 
     /* encode each clip now, to report the time (the chat below takes them from the context's cache) */
     double encode_seconds = 0, audio_seconds = 0;
@@ -178,7 +137,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_clips && !status; i++) {
         const char *name = strcmp(clip_paths[i], "-") ? clip_paths[i] : "stdin";
         int32_t tokens = qwen_audio_n_tokens(model, clips[i]);
-        if (tokens < 0) { status = fail(name); break; }
+        if (tokens < 0) { status = fail(program, name); break; }
         /* room for at least one row: a clip too short to give any is refused by qwen_audio_embed with its reason */
         int64_t capacity = (int64_t)(tokens > 0 ? tokens : 1) * info.n_embd;
         float *rows = malloc(sizeof(float) * (size_t)capacity);
@@ -187,7 +146,7 @@ int main(int argc, char **argv) {
         int32_t n = 0;
         int rc = qwen_audio_embed(ctx, clips[i], rows, capacity, &n);
         free(rows);
-        if (rc < 0) { status = fail(name); break; }
+        if (rc < 0) { status = fail(program, name); break; }
         encode_seconds += now_seconds() - t;
         audio_tokens += n;
         double duration = qwen_audio_duration(clips[i]);
@@ -198,38 +157,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "encoded %d clip%s (%.2f s, %d tokens) in %.1f ms\n", n_clips, n_clips == 1 ? "" : "s", audio_seconds,
                 audio_tokens, encode_seconds * 1e3);
         /* "<audio>" becomes the template's "Audio N: <|audio_bos|><|AUDIO|><|audio_eos|>\n" (numbered over the chat) */
-        size_t content_size = strlen(prompt) + 1 + (size_t)n_clips * strlen("<audio>");
-        char *content = malloc(content_size);
-        if (!content) { fprintf(stderr, "qwen-audio: out of memory\n"); status = 1; }
-        else {
-            content[0] = 0;
-            for (int i = 0; i < n_clips; i++) strcat(content, "<audio>");
-            strcat(content, prompt);
-            qwen_chat_message chat[2];
-            int n = 0;
-            if (system) chat[n++] = (qwen_chat_message){"system", system};
-            chat[n++] = (qwen_chat_message){"user", content};
-            int past0 = qwen_context_n_past(ctx);
-            double t = now_seconds();
-            if (qwen_chat_eval_media(ctx, chat, n, NULL, 0, (const qwen_audio *const *)clips, n_clips, 1, NULL) != QWEN_OK) {
-                status = fail("prompt");
-            } else {
-                double prompt_seconds = now_seconds() - t;
-                int prompt_tokens = qwen_context_n_past(ctx) - past0;
-                t = now_seconds();
-                int generated = qwen_generate(ctx, &sp, max_tokens, on_token, NULL);
-                double gen_seconds = now_seconds() - t;
-                printf("\n");
-                fflush(stdout); /* before the statistics on stderr */
-                if (generated < 0) status = fail("generate");
-                else {
-                    fprintf(stderr, "prompt: %d tokens in %.2f s (%.1f tokens/s); generation: %d tokens in %.2f s (%.1f tokens/s)\n",
-                            prompt_tokens, prompt_seconds, prompt_tokens / (prompt_seconds > 0 ? prompt_seconds : 1e-9), generated,
-                            gen_seconds, generated / (gen_seconds > 0 ? gen_seconds : 1e-9));
-                }
-            }
-            free(content);
-        }
+        status = answer_with_media(program, ctx, &args, "<audio>", NULL, 0, (const qwen_audio *const *)clips, n_clips);
     }
     for (int i = 0; i < n_clips; i++) qwen_audio_free(clips[i]);
     qwen_context_free(ctx);

@@ -16,7 +16,7 @@
  * peak_rss_mib is the process's maximum resident set size (getrusage), mapped weights included.
  */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
-#include <qwen.h>
+#include "common.h"
 
 #include <math.h>
 #include <sched.h>
@@ -26,17 +26,12 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <time.h>
 
 typedef struct {
     double mean, sd;
 } stats;
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+static const char program[] = "qwen-bench";
 
 static stats summarize(const double *v, int n) {
     stats s = {0, 0};
@@ -57,11 +52,6 @@ static int32_t random_token(int32_t n_vocab) {
     rng_state ^= rng_state << 25;
     rng_state ^= rng_state >> 27;
     return (int32_t)((rng_state * 0x2545F4914F6CDD1Dull >> 33) % (uint64_t)(uint32_t)n_vocab);
-}
-
-static int fail(const char *what) {
-    fprintf(stderr, "qwen-bench: %s: %s\n", what, qwen_last_error());
-    return 1;
 }
 
 /* One pp repetition: P tokens from an empty cache. Returns seconds, or -1 on error. */
@@ -153,12 +143,12 @@ int main(int argc, char **argv) {
 
     double t0 = now_seconds();
     qwen_model *model = NULL;
-    if (qwen_model_load(model_path, NULL, &model)) return fail("loading the model");
+    if (qwen_model_load(model_path, NULL, &model)) return fail(program, "loading the model");
     double load_ms = (now_seconds() - t0) * 1e3;
 
     cp.n_ctx = n_prompt > n_gen ? n_prompt : n_gen; /* each test starts from an empty cache */
     qwen_context *ctx = NULL;
-    if (qwen_context_new(model, &cp, &ctx)) return fail("creating the context");
+    if (qwen_context_new(model, &cp, &ctx)) return fail(program, "creating the context");
 
     int32_t n_vocab = qwen_model_n_vocab(model);
     float *logits = malloc(sizeof(float) * (size_t)n_vocab);
@@ -167,18 +157,18 @@ int main(int argc, char **argv) {
     if (!logits || !tokens || !pp || !tg) { fprintf(stderr, "qwen-bench: out of memory\n"); return 1; }
 
     if (n_prompt > 0) {
-        if (run_prompt(ctx, tokens, n_prompt, n_vocab, logits) < 0) return fail("prompt warm-up");
+        if (run_prompt(ctx, tokens, n_prompt, n_vocab, logits) < 0) return fail(program, "prompt warm-up");
         for (int r = 0; r < reps; r++) {
             double s = run_prompt(ctx, tokens, n_prompt, n_vocab, logits);
-            if (s < 0) return fail("prompt evaluation");
+            if (s < 0) return fail(program, "prompt evaluation");
             pp[r] = n_prompt / s;
         }
     }
     if (n_gen > 0) {
-        if (run_generation(ctx, 1, n_vocab, logits) < 0) return fail("generation warm-up");
+        if (run_generation(ctx, 1, n_vocab, logits) < 0) return fail(program, "generation warm-up");
         for (int r = 0; r < reps; r++) {
             double s = run_generation(ctx, n_gen, n_vocab, logits);
-            if (s < 0) return fail("generation");
+            if (s < 0) return fail(program, "generation");
             tg[r] = n_gen / s;
         }
     }

@@ -11,18 +11,11 @@
  *   /load FILE   resume a saved conversation
  */
 #define _POSIX_C_SOURCE 200809L
-#include <qwen.h>
+#include "common.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* ---- a growable text buffer and a conversation that owns its strings ---- */
 
@@ -113,12 +106,10 @@ static int conversation_load(conversation *c, const char *path) {
     return ok;
 }
 
+/* Streams the answer and keeps it in the buffer user_data, for the conversation. */
 static int on_token(int32_t token, const char *piece, void *user_data) {
-    (void)token;
-    buffer *reply = user_data;
-    fputs(piece, stdout);
-    fflush(stdout);
-    return !buffer_append(reply, piece, strlen(piece));
+    print_piece(token, piece, NULL);
+    return !buffer_append(user_data, piece, strlen(piece));
 }
 
 static void usage(const char *argv0) {
@@ -132,59 +123,46 @@ static void usage(const char *argv0) {
 }
 
 int main(int argc, char **argv) {
-    const char *model_path = NULL, *prompt = NULL, *system = NULL;
-    int max_tokens = 256;
-    qwen_sampling_params sampling = qwen_sampling_default_params();
-    qwen_context_params cparams = qwen_context_default_params();
+    chat_args args = chat_args_defaults();
     qwen_chat_options chat_options = qwen_chat_default_options();
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(argv[0]); return 0; }
-        if (!strcmp(a, "--window")) { cparams.sliding_window = 1; continue; }
+        if (!strcmp(a, "--window")) { args.context.sliding_window = 1; continue; }
         if (!strcmp(a, "--no-think")) { chat_options.enable_thinking = 0; continue; }
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) { usage(argv[0]); return 2; }
-        if (!strcmp(a, "-m")) model_path = v;
-        else if (!strcmp(a, "-p")) prompt = v;
-        else if (!strcmp(a, "-s") || !strcmp(a, "--system")) system = v;
-        else if (!strcmp(a, "-n")) max_tokens = atoi(v);
-        else if (!strcmp(a, "--temp")) sampling.temperature = (float)atof(v);
-        else if (!strcmp(a, "--seed")) sampling.seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "-t")) cparams.n_threads = atoi(v);
-        else if (!strcmp(a, "-c")) cparams.n_ctx = atoi(v);
-        else { usage(argv[0]); return 2; }
-        i++;
+        if (i + 1 >= argc) { usage(argv[0]); return 2; }
+        if (!chat_args_set(&args, a, argv[++i])) { usage(argv[0]); return 2; }
     }
-    if (!model_path) { usage(argv[0]); return 2; }
+    if (!args.model_path) { usage(argv[0]); return 2; }
 
     double t0 = now_seconds();
     qwen_model *model = NULL;
-    if (qwen_model_load(model_path, NULL, &model) != QWEN_OK) {
+    if (qwen_model_load(args.model_path, NULL, &model) != QWEN_OK) {
         fprintf(stderr, "error: %s\n", qwen_last_error());
         return 1;
     }
     qwen_context *ctx = NULL;
-    if (qwen_context_new(model, &cparams, &ctx) != QWEN_OK) {
+    if (qwen_context_new(model, &args.context, &ctx) != QWEN_OK) {
         fprintf(stderr, "error: %s\n", qwen_last_error());
         qwen_model_free(model);
         return 1;
     }
     qwen_model_details info;
     qwen_model_info(model, &info);
-    fprintf(stderr, "libqwen %s: loaded %s (%s, %s, %.1fM parameters) in %.2f s (n_ctx %d)\n", qwen_version(), model_path,
+    fprintf(stderr, "libqwen %s: loaded %s (%s, %s, %.1fM parameters) in %.2f s (n_ctx %d)\n", qwen_version(), args.model_path,
             info.architecture, info.weight_type, (double)info.n_params * 1e-6, now_seconds() - t0, qwen_context_n_ctx(ctx));
 
     conversation chat = {0};
-    if (system && !conversation_add(&chat, "system", system)) return 1;
+    if (args.system && !conversation_add(&chat, "system", args.system)) return 1;
     int keep = chat.count; /* /reset keeps the system prompt */
 
     int status = 0, generated_total = 0, prompt_tokens = 0;
     double generation_seconds = 0, prompt_seconds = 0;
     char line[8192];
     for (;;) {
-        const char *user = prompt;
-        if (!prompt) {
+        const char *user = args.prompt;
+        if (!args.prompt) {
             fprintf(stderr, "> ");
             if (!fgets(line, sizeof line, stdin)) break;
             line[strcspn(line, "\n")] = 0;
@@ -214,7 +192,7 @@ int main(int argc, char **argv) {
         int rc = qwen_chat_eval_ex(ctx, chat.messages, chat.count, 1, &chat_options);
         if (rc != QWEN_OK) {
             fprintf(stderr, "error: %s\n", qwen_last_error());
-            if (prompt) { status = 1; break; }
+            if (args.prompt) { status = 1; break; }
             conversation_truncate(&chat, chat.count - 1);
             continue;
         }
@@ -224,7 +202,7 @@ int main(int argc, char **argv) {
 
         buffer reply = {0};
         double t2 = now_seconds();
-        rc = qwen_generate(ctx, &sampling, max_tokens, on_token, &reply);
+        rc = qwen_generate(ctx, &args.sampling, args.max_tokens, on_token, &reply);
         generation_seconds += now_seconds() - t2;
         fputc('\n', stdout);
         if (rc < 0) fprintf(stderr, "error: %s\n", qwen_last_error());
@@ -232,7 +210,7 @@ int main(int argc, char **argv) {
         int added = conversation_add(&chat, "assistant", reply.text ? reply.text : "");
         free(reply.text);
         if (!added || (rc < 0 && rc != QWEN_ERR_CONTEXT_FULL)) { status = 1; break; }
-        if (prompt) break;
+        if (args.prompt) break;
     }
 
     fprintf(stderr, "prompt: %d tokens in %.3f s (%.1f tok/s); generation: %d tokens in %.3f s (%.1f tok/s)\n",

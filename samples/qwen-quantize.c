@@ -7,19 +7,12 @@
  * (default Q8_0). --pure gives every quantizable tensor TYPE's block type instead of llama-quantize's mix.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <qwen.h>
+#include "common.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static double file_mib(const char *path) {
     struct stat st;

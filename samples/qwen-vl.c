@@ -14,34 +14,16 @@
  * milliseconds per image (mean and standard deviation); nothing is generated.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <qwen.h>
+#include "common.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MAX_IMAGES 32
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int fail(const char *what) {
-    fprintf(stderr, "qwen-vl: %s: %s\n", what, qwen_last_error());
-    return 1;
-}
-
-static int on_token(int32_t token, const char *piece, void *user_data) {
-    (void)token;
-    (void)user_data;
-    fputs(piece, stdout);
-    fflush(stdout);
-    return 0;
-}
+static const char program[] = "qwen-vl";
 
 static void usage(void) {
     fprintf(stderr,
@@ -85,9 +67,9 @@ static int bench(qwen_model *model, qwen_context *ctx, const char *sizes, int re
         int tokens = 0;
         for (int r = -1; r < reps; r++) {  /* r = -1: warm-up */
             qwen_image *img = synthetic_image(w, h, r + 2);
-            if (!img) { status = fail("image"); break; }
+            if (!img) { status = fail(program, "image"); break; }
             tokens = qwen_image_n_tokens(model, img);
-            if (tokens < 0) { qwen_image_free(img); status = fail("qwen_image_n_tokens"); break; }
+            if (tokens < 0) { qwen_image_free(img); status = fail(program, "qwen_image_n_tokens"); break; }
             float *out = malloc(sizeof(float) * (size_t)tokens * (size_t)n_embd);
             double t0 = now_seconds();
             int32_t n = 0;
@@ -95,7 +77,7 @@ static int bench(qwen_model *model, qwen_context *ctx, const char *sizes, int re
             double ms = (now_seconds() - t0) * 1e3;
             free(out);
             qwen_image_free(img);
-            if (rc < 0) { status = fail("qwen_image_embed"); break; }
+            if (rc < 0) { status = fail(program, "qwen_image_embed"); break; }
             if (r >= 0) { total += ms; total2 += ms * ms; }
         }
         if (status) break;
@@ -108,59 +90,38 @@ static int bench(qwen_model *model, qwen_context *ctx, const char *sizes, int re
 }
 
 int main(int argc, char **argv) {
-    const char *model_path = NULL, *mmproj = NULL, *prompt = NULL, *system = NULL, *bench_sizes = NULL;
+    chat_args args = chat_args_defaults();
+    args.context.n_ctx = 4096;
+    const char *bench_sizes = NULL;
     const char *image_paths[MAX_IMAGES];
-    int n_images = 0, max_tokens = 256, threads = 0, n_ctx = 4096, reps = 3;
+    int n_images = 0, reps = 3;
     int64_t min_pixels = 0, max_pixels = 0;
-    qwen_sampling_params sp = qwen_sampling_default_params();
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
-        if (!v) { usage(); return 2; }
-        if (!strcmp(a, "-m")) model_path = v;
-        else if (!strcmp(a, "--mmproj")) mmproj = v;
-        else if (!strcmp(a, "--image")) {
+    option_walk options = {.argc = argc, .argv = argv, .next = 1, .usage = usage};
+    while (next_option(&options, &args)) {
+        const char *a = options.option, *v = options.value;
+        if (!strcmp(a, "--image")) {
             if (n_images == MAX_IMAGES) { fprintf(stderr, "qwen-vl: at most %d images\n", MAX_IMAGES); return 2; }
             image_paths[n_images++] = v;
         }
-        else if (!strcmp(a, "-p")) prompt = v;
-        else if (!strcmp(a, "-s") || !strcmp(a, "--system")) system = v;
-        else if (!strcmp(a, "-n")) max_tokens = atoi(v);
-        else if (!strcmp(a, "--temp")) sp.temperature = (float)atof(v);
-        else if (!strcmp(a, "--seed")) sp.seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "-t")) threads = atoi(v);
-        else if (!strcmp(a, "-c")) n_ctx = atoi(v);
         else if (!strcmp(a, "--min-pixels")) min_pixels = atoll(v);
         else if (!strcmp(a, "--max-pixels")) max_pixels = atoll(v);
         else if (!strcmp(a, "--bench")) bench_sizes = v;
         else if (!strcmp(a, "-r")) reps = atoi(v);
         else { usage(); return 2; }
-        i++;
     }
-    if (!model_path || (!bench_sizes && (!prompt || n_images == 0)) || reps < 1) { usage(); return 2; }
+    if (!args.model_path || (!bench_sizes && (!args.prompt || n_images == 0)) || reps < 1) { usage(); return 2; }
 
-    qwen_model_params mp = qwen_model_default_params();
-    mp.n_threads = threads;
     qwen_model *model = NULL;
     double t0 = now_seconds();
-    if (qwen_model_load(model_path, &mp, &model) != QWEN_OK) return fail(model_path);
-    if (mmproj && qwen_model_load_projector(model, mmproj) != QWEN_OK) { qwen_model_free(model); return fail(mmproj); }
+    if (load_model(program, &args, &model)) { qwen_model_free(model); return 1; }
     if (qwen_model_has_vision(model) != 1) {
-        fprintf(stderr, "qwen-vl: %s takes no images (a Qwen2-VL GGUF needs --mmproj)\n", model_path);
+        fprintf(stderr, "qwen-vl: %s takes no images (a Qwen2-VL GGUF needs --mmproj)\n", args.model_path);
         qwen_model_free(model);
         return 1;
     }
     qwen_model_details info;
-    qwen_model_info(model, &info);
-    fprintf(stderr, "model: %s, %s, %.1fM parameters, loaded in %.2f s\n", info.architecture, info.weight_type,
-            (double)info.n_params / 1e6, now_seconds() - t0);
-
-    qwen_context_params cp = qwen_context_default_params();
-    cp.n_ctx = n_ctx;
-    cp.n_threads = threads;
     qwen_context *ctx = NULL;
-    if (qwen_context_new(model, &cp, &ctx) != QWEN_OK) { qwen_model_free(model); return fail("context"); }
+    if (open_context(program, model, &args, t0, &info, &ctx)) { qwen_model_free(model); return 1; }
 
     int status = 0;
     if (bench_sizes) {
@@ -171,27 +132,25 @@ int main(int argc, char **argv) {
     }
 
     qwen_image *images[MAX_IMAGES] = {0};
-    size_t content_size = strlen(prompt) + 1;
     for (int i = 0; i < n_images && !status; i++) {
-        if (qwen_image_load(image_paths[i], &images[i]) != QWEN_OK) { status = fail(image_paths[i]); break; }
+        if (qwen_image_load(image_paths[i], &images[i]) != QWEN_OK) { status = fail(program, image_paths[i]); break; }
         if ((min_pixels || max_pixels) && qwen_image_set_pixel_bounds(images[i], min_pixels, max_pixels) != QWEN_OK) {
-            status = fail("pixel bounds");
+            status = fail(program, "pixel bounds");
             break;
         }
-        content_size += strlen("<image>\n");
     }
     /* encode each image now, to report the time (the chat below takes them from the context's cache) */
     double encode_seconds = 0;
     int image_tokens = 0;
     for (int i = 0; i < n_images && !status; i++) {
         int32_t tokens = qwen_image_n_tokens(model, images[i]);
-        if (tokens < 0) { status = fail(image_paths[i]); break; }
+        if (tokens < 0) { status = fail(program, image_paths[i]); break; }
         float *rows = malloc(sizeof(float) * (size_t)tokens * (size_t)info.n_embd);
         double t = now_seconds();
         int32_t n = 0;
         if (!rows || qwen_image_embed(ctx, images[i], rows, (int64_t)tokens * info.n_embd, &n) < 0) {
             free(rows);
-            status = fail(image_paths[i]);
+            status = fail(program, image_paths[i]);
             break;
         }
         encode_seconds += now_seconds() - t;
@@ -202,36 +161,7 @@ int main(int argc, char **argv) {
     if (!status) {
         fprintf(stderr, "encoded %d image%s (%d tokens) in %.1f ms\n", n_images, n_images == 1 ? "" : "s", image_tokens,
                 encode_seconds * 1e3);
-        char *content = malloc(content_size);
-        if (!content) { fprintf(stderr, "qwen-vl: out of memory\n"); status = 1; }
-        else {
-            content[0] = 0;
-            for (int i = 0; i < n_images; i++) strcat(content, "<image>\n");
-            strcat(content, prompt);
-            qwen_chat_message chat[2];
-            int n = 0;
-            if (system) chat[n++] = (qwen_chat_message){"system", system};
-            chat[n++] = (qwen_chat_message){"user", content};
-            int past0 = qwen_context_n_past(ctx);
-            double t = now_seconds();
-            if (qwen_chat_eval_media(ctx, chat, n, (const qwen_image *const *)images, n_images, NULL, 0, 1, NULL) != QWEN_OK) {
-                status = fail("prompt");
-            } else {
-                double prompt_seconds = now_seconds() - t;
-                int prompt_tokens = qwen_context_n_past(ctx) - past0;
-                t = now_seconds();
-                int generated = qwen_generate(ctx, &sp, max_tokens, on_token, NULL);
-                double gen_seconds = now_seconds() - t;
-                printf("\n");
-                if (generated < 0) status = fail("generate");
-                else {
-                    fprintf(stderr, "prompt: %d tokens in %.2f s (%.1f tokens/s); generation: %d tokens in %.2f s (%.1f tokens/s)\n",
-                            prompt_tokens, prompt_seconds, prompt_tokens / (prompt_seconds > 0 ? prompt_seconds : 1e-9), generated,
-                            gen_seconds, generated / (gen_seconds > 0 ? gen_seconds : 1e-9));
-                }
-            }
-            free(content);
-        }
+        status = answer_with_media(program, ctx, &args, "<image>\n", (const qwen_image *const *)images, n_images, NULL, 0);
     }
     for (int i = 0; i < n_images; i++) qwen_image_free(images[i]);
     qwen_context_free(ctx);

@@ -83,6 +83,22 @@ inline int32_t to_int32(std::size_t n, const char *what) {
     return static_cast<int32_t>(n);
 }
 
+/// The text of a C call that writes into (buffer, capacity, &needed), starting with capacity bytes and retrying with
+/// the room it asks for.
+template <class Write> inline std::string written_text(std::size_t capacity, Write write) {
+    std::string out(capacity, '\0');
+    for (;;) {
+        int32_t needed = 0;
+        const int rc = write(&out[0], to_int32(out.size(), "text"), &needed);
+        if (rc == QWEN_ERR_BUFFER_TOO_SMALL && static_cast<std::size_t>(needed) >= out.size()) {
+            out.resize(static_cast<std::size_t>(needed) + 1);
+            continue;
+        }
+        out.resize(static_cast<std::size_t>(check(rc)));
+        return out;
+    }
+}
+
 } // namespace detail
 
 /// Library version, e.g. "0.1.0".
@@ -133,8 +149,6 @@ struct Sampling : qwen_sampling_params {
 class Context;
 #if defined(QWEN_HPP_HAS_MEDIA)
 class Image;
-#endif
-#if defined(QWEN_HPP_HAS_MEDIA)
 class Audio;
 #endif
 
@@ -152,8 +166,40 @@ inline std::vector<qwen_chat_message> c_messages(const std::vector<Message> &mes
     return out;
 }
 
-/// Moves handles between owners: the source is left empty.
-template <class T> inline T *take(T *&p) noexcept { return std::exchange(p, nullptr); }
+/// Sole owner of a C handle, freed by Free (which, like every qwen_*_free, ignores NULL): the move-only core of
+/// Model, Image, Audio and Context. A moved-from Handle is empty.
+template <class T, void (*Free)(T *)> class Handle {
+public:
+    Handle() noexcept = default;
+    explicit Handle(T *adopt) noexcept : p_(adopt) {}
+    Handle(const Handle &) = delete;
+    Handle &operator=(const Handle &) = delete;
+    Handle(Handle &&other) noexcept : p_(other.release()) {}
+    Handle &operator=(Handle &&other) noexcept {
+        if (this != &other) {
+            reset();
+            p_ = other.release();
+        }
+        return *this;
+    }
+    ~Handle() { reset(); }
+
+    void reset() noexcept { Free(release()); }
+    T *release() noexcept { return std::exchange(p_, nullptr); }
+    T *get() const noexcept { return p_; }
+    /// The out-parameter of the C function that creates the handle.
+    T **out() noexcept { return &p_; }
+
+private:
+    T *p_ = nullptr;
+};
+
+/// Calls a C function that creates a T (returned through its last parameter, after args); throws Error if it fails.
+template <class T, class Create, class... Args> inline T *create(Create fn, Args... args) {
+    T *handle = nullptr;
+    check(fn(args..., &handle));
+    return handle;
+}
 
 } // namespace detail
 
@@ -167,39 +213,27 @@ public:
         qwen_model_params p = qwen_model_default_params();
         p.n_threads = params.threads;
         p.use_mmap = params.use_mmap ? 1 : 0;
-        detail::check(qwen_model_load(detail::c_string(path, "path").c_str(), &p, &model_));
+        detail::check(qwen_model_load(detail::c_string(path, "path").c_str(), &p, model_.out()));
     }
     /// Takes ownership of a handle from qwen_model_load.
     explicit Model(qwen_model *adopt) noexcept : model_(adopt) {}
 
-    Model(const Model &) = delete;
-    Model &operator=(const Model &) = delete;
-    Model(Model &&other) noexcept : model_(detail::take(other.model_)) {}
-    Model &operator=(Model &&other) noexcept {
-        if (this != &other) {
-            close();
-            model_ = detail::take(other.model_);
-        }
-        return *this;
-    }
-    ~Model() { close(); }
-
     /// Frees the model now (idempotent); contexts made from it stay usable.
-    void close() noexcept { qwen_model_free(detail::take(model_)); }
+    void close() noexcept { model_.reset(); }
     /// Gives up ownership of the handle.
-    qwen_model *release() noexcept { return detail::take(model_); }
-    qwen_model *get() const noexcept { return model_; }
-    explicit operator bool() const noexcept { return model_ != nullptr; }
+    qwen_model *release() noexcept { return model_.release(); }
+    qwen_model *get() const noexcept { return model_.get(); }
+    explicit operator bool() const noexcept { return get() != nullptr; }
 
-    int32_t n_vocab() const { return detail::check(qwen_model_n_vocab(model_)); }
-    int32_t n_embd() const { return detail::check(qwen_model_n_embd(model_)); }
-    int32_t n_ctx_train() const { return detail::check(qwen_model_n_ctx_train(model_)); }
-    bool is_eog(int32_t token) const { return detail::check(qwen_token_is_eog(model_, token)) != 0; }
+    int32_t n_vocab() const { return detail::check(qwen_model_n_vocab(get())); }
+    int32_t n_embd() const { return detail::check(qwen_model_n_embd(get())); }
+    int32_t n_ctx_train() const { return detail::check(qwen_model_n_ctx_train(get())); }
+    bool is_eog(int32_t token) const { return detail::check(qwen_token_is_eog(get(), token)) != 0; }
 
     /// Architecture, weight type, sizes and special tokens.
     qwen_model_details info() const {
         qwen_model_details d{};
-        detail::check(qwen_model_info(model_, &d));
+        detail::check(qwen_model_info(get(), &d));
         return d;
     }
 
@@ -209,7 +243,7 @@ public:
         std::vector<int32_t> ids(s.size() + 8); // byte-level BPE: never more tokens than bytes
         for (;;) {
             int32_t needed = 0;
-            const int rc = qwen_tokenize(model_, s.c_str(), special ? 1 : 0, ids.data(), detail::to_int32(ids.size(), "text"),
+            const int rc = qwen_tokenize(get(), s.c_str(), special ? 1 : 0, ids.data(), detail::to_int32(ids.size(), "text"),
                                          &needed);
             if (rc == QWEN_ERR_BUFFER_TOO_SMALL && static_cast<std::size_t>(needed) > ids.size()) {
                 ids.resize(static_cast<std::size_t>(needed));
@@ -222,53 +256,35 @@ public:
 
     /// The bytes of tokens (special tokens as their text); may end inside a UTF-8 character.
     std::string detokenize(const int32_t *tokens, std::size_t n) const {
-        std::string out(16 * n + 16, '\0');
-        for (;;) {
-            int32_t needed = 0;
-            const int rc = qwen_detokenize(model_, tokens, detail::to_int32(n, "tokens"), &out[0],
-                                           detail::to_int32(out.size(), "text"), &needed);
-            if (rc == QWEN_ERR_BUFFER_TOO_SMALL && static_cast<std::size_t>(needed) >= out.size()) {
-                out.resize(static_cast<std::size_t>(needed) + 1);
-                continue;
-            }
-            out.resize(static_cast<std::size_t>(detail::check(rc)));
-            return out;
-        }
+        return detail::written_text(16 * n + 16, [&](char *buffer, int32_t capacity, int32_t *needed) {
+            return qwen_detokenize(get(), tokens, detail::to_int32(n, "tokens"), buffer, capacity, needed);
+        });
     }
     std::string detokenize(const std::vector<int32_t> &tokens) const { return detokenize(tokens.data(), tokens.size()); }
 
     /// Renders a conversation with the model's chat template.
     std::string apply_chat_template(const std::vector<Message> &messages, bool add_generation_prompt = true) const {
         const std::vector<qwen_chat_message> c = detail::c_messages(messages);
-        std::string out(4096, '\0');
-        for (;;) {
-            int32_t needed = 0;
-            const int rc = qwen_chat_apply_template(model_, c.data(), detail::to_int32(c.size(), "messages"),
-                                                    add_generation_prompt ? 1 : 0, &out[0],
-                                                    detail::to_int32(out.size(), "text"), &needed);
-            if (rc == QWEN_ERR_BUFFER_TOO_SMALL && static_cast<std::size_t>(needed) >= out.size()) {
-                out.resize(static_cast<std::size_t>(needed) + 1);
-                continue;
-            }
-            out.resize(static_cast<std::size_t>(detail::check(rc)));
-            return out;
-        }
+        return detail::written_text(4096, [&](char *buffer, int32_t capacity, int32_t *needed) {
+            return qwen_chat_apply_template(get(), c.data(), detail::to_int32(c.size(), "messages"),
+                                            add_generation_prompt ? 1 : 0, buffer, capacity, needed);
+        });
     }
 
 #if defined(QWEN_HPP_HAS_MEDIA)
     /// Attaches llama.cpp's projector GGUF (mmproj) to a model loaded from its text GGUF (vision or audio encoder).
     /// Call before creating contexts.
     void load_projector(std::string_view path) {
-        detail::check(qwen_model_load_projector(model_, detail::c_string(path, "path").c_str()));
+        detail::check(qwen_model_load_projector(get(), detail::c_string(path, "path").c_str()));
     }
     /// True if the model takes images.
-    bool has_vision() const { return detail::check(qwen_model_has_vision(model_)) != 0; }
+    bool has_vision() const { return detail::check(qwen_model_has_vision(get())) != 0; }
     /// True if the model takes audio.
-    bool has_audio() const { return detail::check(qwen_model_has_audio(model_)) != 0; }
+    bool has_audio() const { return detail::check(qwen_model_has_audio(get())) != 0; }
 #endif
 
 private:
-    qwen_model *model_ = nullptr;
+    detail::Handle<qwen_model, qwen_model_free> model_;
 };
 
 // ---- media ----
@@ -284,50 +300,33 @@ class Image {
 public:
     /// Decodes a PNG or JPEG file.
     static Image load(std::string_view path, const ImageParams &params = {}) {
-        qwen_image *img = nullptr;
-        detail::check(qwen_image_load_ex(detail::c_string(path, "path").c_str(), &params, &img));
-        return Image(img);
+        return Image(detail::create<qwen_image>(qwen_image_load_ex, detail::c_string(path, "path").c_str(), &params));
     }
     /// Decodes a PNG or JPEG file held in memory.
     static Image decode(const void *data, std::size_t size, const ImageParams &params = {}) {
-        qwen_image *img = nullptr;
-        detail::check(qwen_image_decode(data, static_cast<int64_t>(size), &params, &img));
-        return Image(img);
+        return Image(detail::create<qwen_image>(qwen_image_decode, data, static_cast<int64_t>(size), &params));
     }
     /// From width x height RGB pixels (3 bytes each, rows top to bottom).
     static Image from_rgb8(const uint8_t *rgb, int32_t width, int32_t height) {
-        qwen_image *img = nullptr;
-        detail::check(qwen_image_from_rgb8(rgb, width, height, &img));
-        return Image(img);
+        return Image(detail::create<qwen_image>(qwen_image_from_rgb8, rgb, width, height));
     }
     explicit Image(qwen_image *adopt) noexcept : image_(adopt) {}
-    Image(const Image &) = delete;
-    Image &operator=(const Image &) = delete;
-    Image(Image &&other) noexcept : image_(detail::take(other.image_)) {}
-    Image &operator=(Image &&other) noexcept {
-        if (this != &other) {
-            close();
-            image_ = detail::take(other.image_);
-        }
-        return *this;
-    }
-    ~Image() { close(); }
-    void close() noexcept { qwen_image_free(detail::take(image_)); }
-    qwen_image *get() const noexcept { return image_; }
-    explicit operator bool() const noexcept { return image_ != nullptr; }
+    void close() noexcept { image_.reset(); }
+    qwen_image *get() const noexcept { return image_.get(); }
+    explicit operator bool() const noexcept { return get() != nullptr; }
 
     /// Size in pixels (after the EXIF orientation).
-    int32_t width() const { return detail::check(qwen_image_width(image_)); }
-    int32_t height() const { return detail::check(qwen_image_height(image_)); }
+    int32_t width() const { return detail::check(qwen_image_width(get())); }
+    int32_t height() const { return detail::check(qwen_image_height(get())); }
     /// Bounds on the pixel count the image is resized to (its token count); 0 = the model's.
     void set_pixel_bounds(int64_t min_pixels, int64_t max_pixels) {
-        detail::check(qwen_image_set_pixel_bounds(image_, min_pixels, max_pixels));
+        detail::check(qwen_image_set_pixel_bounds(get(), min_pixels, max_pixels));
     }
     /// Embedding rows the image takes in a prompt of model (QWEN_ERR_UNSUPPORTED if it takes no images).
-    int32_t n_tokens(const Model &model) const { return detail::check(qwen_image_n_tokens(model.get(), image_)); }
+    int32_t n_tokens(const Model &model) const { return detail::check(qwen_image_n_tokens(model.get(), get())); }
 
 private:
-    qwen_image *image_ = nullptr;
+    detail::Handle<qwen_image, qwen_image_free> image_;
 };
 #endif
 
@@ -342,44 +341,30 @@ class Audio {
 public:
     /// Decodes an audio file (WAV, FLAC, OGG/Vorbis, Opus, MP3, ... as libsndfile reads them).
     static Audio load(std::string_view path, const AudioParams &params = {}) {
-        qwen_audio *a = nullptr;
-        detail::check(qwen_audio_load_ex(detail::c_string(path, "path").c_str(), &params, &a));
-        return Audio(a);
+        return Audio(detail::create<qwen_audio>(qwen_audio_load_ex, detail::c_string(path, "path").c_str(), &params));
     }
     /// From interleaved float samples: n_frames frames of channels samples at sample_rate Hz.
     static Audio from_pcm_f32(const float *samples, int64_t n_frames, int32_t channels, int32_t sample_rate,
                               const AudioParams &params = {}) {
-        qwen_audio *a = nullptr;
-        detail::check(qwen_audio_from_pcm_f32_ex(samples, n_frames, channels, sample_rate, &params, &a));
-        return Audio(a);
+        return Audio(detail::create<qwen_audio>(qwen_audio_from_pcm_f32_ex, samples, n_frames, channels, sample_rate,
+                                                &params));
     }
     explicit Audio(qwen_audio *adopt) noexcept : audio_(adopt) {}
-    Audio(const Audio &) = delete;
-    Audio &operator=(const Audio &) = delete;
-    Audio(Audio &&other) noexcept : audio_(detail::take(other.audio_)) {}
-    Audio &operator=(Audio &&other) noexcept {
-        if (this != &other) {
-            close();
-            audio_ = detail::take(other.audio_);
-        }
-        return *this;
-    }
-    ~Audio() { close(); }
-    void close() noexcept { qwen_audio_free(detail::take(audio_)); }
-    qwen_audio *get() const noexcept { return audio_; }
-    explicit operator bool() const noexcept { return audio_ != nullptr; }
+    void close() noexcept { audio_.reset(); }
+    qwen_audio *get() const noexcept { return audio_.get(); }
+    explicit operator bool() const noexcept { return get() != nullptr; }
 
     /// Seconds of audio.
     double duration() const {
-        const double d = qwen_audio_duration(audio_);
+        const double d = qwen_audio_duration(get());
         if (d < 0) detail::check(static_cast<int>(d));
         return d;
     }
     /// Embedding rows the clip takes in a prompt of model (QWEN_ERR_UNSUPPORTED if it takes no audio).
-    int32_t n_tokens(const Model &model) const { return detail::check(qwen_audio_n_tokens(model.get(), audio_)); }
+    int32_t n_tokens(const Model &model) const { return detail::check(qwen_audio_n_tokens(model.get(), get())); }
 
 private:
-    qwen_audio *audio_ = nullptr;
+    detail::Handle<qwen_audio, qwen_audio_free> audio_;
 };
 #endif
 
@@ -455,43 +440,38 @@ public:
         if (params.n_batch) p.n_batch = params.n_batch;
         p.kv_type = static_cast<int32_t>(params.kv_type);
         p.sliding_window = params.sliding_window ? 1 : 0;
-        detail::check(qwen_context_new(model.get(), &p, &ctx_));
+        detail::check(qwen_context_new(model.get(), &p, ctx_.out()));
     }
-    Context(const Context &) = delete;
-    Context &operator=(const Context &) = delete;
+    // Moves take the handle and the sizes, not last_token_count().
     Context(Context &&other) noexcept
-        : ctx_(detail::take(other.ctx_)), n_vocab_(other.n_vocab_), n_embd_(other.n_embd_) {}
+        : ctx_(std::move(other.ctx_)), n_vocab_(other.n_vocab_), n_embd_(other.n_embd_) {}
     Context &operator=(Context &&other) noexcept {
-        if (this != &other) {
-            close();
-            ctx_ = detail::take(other.ctx_);
-            n_vocab_ = other.n_vocab_;
-            n_embd_ = other.n_embd_;
-        }
+        ctx_ = std::move(other.ctx_);
+        n_vocab_ = other.n_vocab_;
+        n_embd_ = other.n_embd_;
         return *this;
     }
-    ~Context() { close(); }
 
-    void close() noexcept { qwen_context_free(detail::take(ctx_)); }
-    qwen_context *get() const noexcept { return ctx_; }
-    explicit operator bool() const noexcept { return ctx_ != nullptr; }
+    void close() noexcept { ctx_.reset(); }
+    qwen_context *get() const noexcept { return ctx_.get(); }
+    explicit operator bool() const noexcept { return get() != nullptr; }
 
     // ---- state ----
 
-    int32_t n_past() const { return detail::check(qwen_context_n_past(ctx_)); }
-    int32_t n_ctx() const { return detail::check(qwen_context_n_ctx(ctx_)); }
-    int64_t n_evaluated() const { return detail::check(qwen_context_n_evaluated(ctx_)); }
+    int32_t n_past() const { return detail::check(qwen_context_n_past(get())); }
+    int32_t n_ctx() const { return detail::check(qwen_context_n_ctx(get())); }
+    int64_t n_evaluated() const { return detail::check(qwen_context_n_evaluated(get())); }
     /// Empties the KV cache (and clears a pending cancellation).
-    void reset() { detail::check(qwen_context_reset(ctx_)); }
+    void reset() { detail::check(qwen_context_reset(get())); }
     /// Makes the running call (or, if none, the next one) fail with QWEN_ERR_CANCELLED. Any thread may call it.
-    void cancel() { detail::check(qwen_context_cancel(ctx_)); }
+    void cancel() { detail::check(qwen_context_cancel(get())); }
 
     // ---- evaluation ----
 
     /// Appends tokens; returns the last position's logits (n_vocab floats).
     std::vector<float> eval_tokens(const int32_t *tokens, std::size_t n) {
         std::vector<float> logits(static_cast<std::size_t>(n_vocab_));
-        detail::check(qwen_context_eval_tokens(ctx_, tokens, detail::to_int32(n, "tokens"), logits.data()));
+        detail::check(qwen_context_eval_tokens(get(), tokens, detail::to_int32(n, "tokens"), logits.data()));
         return logits;
     }
     std::vector<float> eval_tokens(const std::vector<int32_t> &tokens) { return eval_tokens(tokens.data(), tokens.size()); }
@@ -499,33 +479,33 @@ public:
     /// Logits of the last evaluated position.
     std::vector<float> logits() const {
         std::vector<float> out(static_cast<std::size_t>(n_vocab_));
-        out.resize(static_cast<std::size_t>(detail::check(qwen_context_logits(ctx_, out.data(), n_vocab_))));
+        out.resize(static_cast<std::size_t>(detail::check(qwen_context_logits(get(), out.data(), n_vocab_))));
         return out;
     }
     /// Final hidden state (after the output norm) of the last evaluated position.
     std::vector<float> embedding() const {
         std::vector<float> out(static_cast<std::size_t>(n_embd_));
-        out.resize(static_cast<std::size_t>(detail::check(qwen_context_embedding(ctx_, out.data(), n_embd_))));
+        out.resize(static_cast<std::size_t>(detail::check(qwen_context_embedding(get(), out.data(), n_embd_))));
         return out;
     }
 
     // ---- saving and restoring ----
 
     std::vector<uint8_t> save_state() const {
-        std::vector<uint8_t> out(static_cast<std::size_t>(detail::check(qwen_context_state_size(ctx_))));
-        const int64_t n = detail::check(qwen_context_state_save(ctx_, out.data(), static_cast<int64_t>(out.size())));
+        std::vector<uint8_t> out(static_cast<std::size_t>(detail::check(qwen_context_state_size(get()))));
+        const int64_t n = detail::check(qwen_context_state_save(get(), out.data(), static_cast<int64_t>(out.size())));
         out.resize(static_cast<std::size_t>(n));
         return out;
     }
     void load_state(const void *data, std::size_t size) {
-        detail::check(qwen_context_state_load(ctx_, data, static_cast<int64_t>(size)));
+        detail::check(qwen_context_state_load(get(), data, static_cast<int64_t>(size)));
     }
     void load_state(const std::vector<uint8_t> &state) { load_state(state.data(), state.size()); }
     void save_state_file(std::string_view path) const {
-        detail::check(qwen_context_state_save_file(ctx_, detail::c_string(path, "path").c_str()));
+        detail::check(qwen_context_state_save_file(get(), detail::c_string(path, "path").c_str()));
     }
     void load_state_file(std::string_view path) {
-        detail::check(qwen_context_state_load_file(ctx_, detail::c_string(path, "path").c_str()));
+        detail::check(qwen_context_state_load_file(get(), detail::c_string(path, "path").c_str()));
     }
 
     // ---- generation ----
@@ -560,7 +540,7 @@ public:
         const std::vector<qwen_chat_message> c = detail::c_messages(messages);
         qwen_chat_options opts = qwen_chat_default_options();
         opts.enable_thinking = enable_thinking ? 1 : 0;
-        detail::check(qwen_chat_eval_ex(ctx_, c.data(), detail::to_int32(c.size(), "messages"),
+        detail::check(qwen_chat_eval_ex(get(), c.data(), detail::to_int32(c.size(), "messages"),
                                         add_generation_prompt ? 1 : 0, &opts));
     }
 
@@ -590,7 +570,7 @@ public:
         const std::vector<const qwen_audio *> clips = detail::handles<qwen_audio>(audios);
         qwen_chat_options opts = qwen_chat_default_options();
         opts.enable_thinking = enable_thinking ? 1 : 0;
-        detail::check(qwen_chat_eval_media(ctx_, c.data(), detail::to_int32(c.size(), "messages"), imgs.data(),
+        detail::check(qwen_chat_eval_media(get(), c.data(), detail::to_int32(c.size(), "messages"), imgs.data(),
                                            detail::to_int32(imgs.size(), "images"), clips.data(),
                                            detail::to_int32(clips.size(), "audios"), add_generation_prompt ? 1 : 0, &opts));
     }
@@ -619,7 +599,7 @@ public:
         const std::vector<const qwen_image *> imgs = detail::handles<qwen_image>(images);
         const std::vector<const qwen_audio *> clips = detail::handles<qwen_audio>(audios);
         std::vector<float> logits(static_cast<std::size_t>(n_vocab_));
-        detail::check(qwen_context_eval_prompt(ctx_, detail::c_string(text, "text").c_str(), imgs.data(),
+        detail::check(qwen_context_eval_prompt(get(), detail::c_string(text, "text").c_str(), imgs.data(),
                                                detail::to_int32(imgs.size(), "images"), clips.data(),
                                                detail::to_int32(clips.size(), "audios"), logits.data()));
         return logits;
@@ -627,32 +607,30 @@ public:
 
     /// The image's embeddings: n_tokens rows of n_embd floats (row-major); *n_tokens gets the row count.
     std::vector<float> embed_image(const Image &image, int32_t *n_tokens = nullptr) {
-        int32_t rows = 0;
-        const int rc = qwen_image_embed(ctx_, image.get(), nullptr, 0, &rows);
-        if (rc < 0 && rc != QWEN_ERR_BUFFER_TOO_SMALL) detail::check(rc);
-        std::vector<float> out(static_cast<std::size_t>(rows) * static_cast<std::size_t>(n_embd_));
-        detail::check(qwen_image_embed(ctx_, image.get(), out.data(), static_cast<int64_t>(out.size()), &rows));
-        out.resize(static_cast<std::size_t>(rows) * static_cast<std::size_t>(n_embd_));
-        if (n_tokens) *n_tokens = rows;
-        return out;
+        return embed(qwen_image_embed, image.get(), n_tokens);
     }
-#endif
 
-#if defined(QWEN_HPP_HAS_MEDIA)
     /// The clip's embeddings: n_tokens rows of n_embd floats (row-major).
     std::vector<float> embed_audio(const Audio &audio, int32_t *n_tokens = nullptr) {
-        int32_t rows = 0;
-        const int rc = qwen_audio_embed(ctx_, audio.get(), nullptr, 0, &rows);
-        if (rc < 0 && rc != QWEN_ERR_BUFFER_TOO_SMALL) detail::check(rc);
-        std::vector<float> out(static_cast<std::size_t>(rows) * static_cast<std::size_t>(n_embd_));
-        detail::check(qwen_audio_embed(ctx_, audio.get(), out.data(), static_cast<int64_t>(out.size()), &rows));
-        out.resize(static_cast<std::size_t>(rows) * static_cast<std::size_t>(n_embd_));
-        if (n_tokens) *n_tokens = rows;
-        return out;
+        return embed(qwen_audio_embed, audio.get(), n_tokens);
     }
 #endif
 
 private:
+#if defined(QWEN_HPP_HAS_MEDIA)
+    /// embed_image / embed_audio: asks fn (qwen_image_embed / qwen_audio_embed) for the row count, then the rows.
+    template <class Embed, class H> std::vector<float> embed(Embed fn, const H *item, int32_t *n_tokens) {
+        int32_t rows = 0;
+        const int rc = fn(get(), item, nullptr, 0, &rows);
+        if (rc < 0 && rc != QWEN_ERR_BUFFER_TOO_SMALL) detail::check(rc);
+        std::vector<float> out(static_cast<std::size_t>(rows) * static_cast<std::size_t>(n_embd_));
+        detail::check(fn(get(), item, out.data(), static_cast<int64_t>(out.size()), &rows));
+        out.resize(static_cast<std::size_t>(rows) * static_cast<std::size_t>(n_embd_));
+        if (n_tokens) *n_tokens = rows;
+        return out;
+    }
+#endif
+
     template <class F>
     void run(const qwen_sampling_params &sampling, int32_t max_tokens, F &on_piece, const std::vector<std::string> &stop,
              std::string *text) {
@@ -663,14 +641,14 @@ private:
             stops.push_back(s.c_str());
         }
         detail::Trampoline<F> t{on_piece, text};
-        const int rc = qwen_generate_ex(ctx_, &sampling, max_tokens, stops.empty() ? nullptr : stops.data(),
+        const int rc = qwen_generate_ex(get(), &sampling, max_tokens, stops.empty() ? nullptr : stops.data(),
                                         detail::to_int32(stops.size(), "stop"), &detail::Trampoline<F>::call, &t);
         last_count_ = rc >= 0 ? rc : 0;
         if (t.error) std::rethrow_exception(t.error);
         detail::check(rc);
     }
 
-    qwen_context *ctx_ = nullptr;
+    detail::Handle<qwen_context, qwen_context_free> ctx_;
     int32_t n_vocab_ = 0;
     int32_t n_embd_ = 0;
     int32_t last_count_ = 0;

@@ -1,11 +1,14 @@
-"""Argument validation shared by the public classes (internal)."""
+"""Argument validation and lifetime helpers shared by the public classes (internal)."""
 
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from ctypes import c_void_p
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
+
+from . import _lib
 
 PathLike = Union[str, "os.PathLike[str]"]
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -131,3 +134,52 @@ def string_list(values: Optional[Iterable[str]], name: str) -> List[bytes]:
     for v in values:
         out.append(text_bytes(v, name))
     return out
+
+
+_Self = TypeVar("_Self", bound="Closeable")
+
+
+class Closeable:
+    """Base of the classes with a ``close()`` (C handles, stream threads): ``with`` closes them, and so does
+    garbage collection, so a dropped object does not leak its handle or thread."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # e.g. at interpreter shutdown: never raise from a finalizer
+            pass
+
+
+class HandleOwner(Closeable):
+    """A Closeable that owns a handle of the core C API (Model, Context) in ``_handle``, None once closed."""
+
+    _handle: Optional[c_void_p]
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._handle is None
+
+    def _free_handle(self, fn_name: str) -> None:
+        """Frees the handle once with the C function ``fn_name``, unless the library is gone (finalizers run at
+        interpreter shutdown)."""
+        handle = take_handle(self)
+        if handle is not None and _lib._lib is not None:
+            getattr(_lib._lib, fn_name)(handle)
+
+
+def take_handle(owner: Any) -> Optional[c_void_p]:
+    """Detaches ``owner._handle`` for its close(): returns it (None once closed, or if __init__ failed before
+    setting it) and leaves None, so that the handle is freed once."""
+    handle: Optional[c_void_p] = getattr(owner, "_handle", None)
+    owner._handle = None
+    return handle

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Seque
 import numpy as np
 
 from . import _lib, _util
-from .errors import ContextFullError, check, error_from_status, missing
+from .errors import ContextFullError, check, error_from_status, required
 from .media import Audio, Image, as_audio, as_image
 from .model import Model, chat_message_array
 
@@ -98,7 +98,7 @@ class _StreamState:
             self.out.put(("end", rc, failure))
 
 
-class TextStream(Iterator[str]):
+class TextStream(_util.Closeable, Iterator[str]):
     """Iterator over the text pieces of a generation (``ctx.generate(stream=True)``, ``ctx.chat(stream=True)``).
 
     Generation runs on a worker thread in lockstep with the consumer: after handing over a piece it waits until
@@ -209,20 +209,8 @@ class TextStream(Iterator[str]):
         """Ids of the tokens generated so far."""
         return list(self._state.tokens)
 
-    def __enter__(self) -> "TextStream":
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
-
-class Context:
+class Context(_util.HandleOwner):
     """A context of a model: a KV cache and scratch memory, used by one thread at a time.
 
     Args:
@@ -287,26 +275,7 @@ class Context:
         stream = self._stream() if self._stream is not None else None
         if stream is not None:
             stream.close()
-        handle, self._handle = getattr(self, "_handle", None), None
-        if handle is not None and _lib._lib is not None:
-            _lib._lib.qwen_context_free(handle)
-
-    @property
-    def closed(self) -> bool:
-        """True after :meth:`close`."""
-        return self._handle is None
-
-    def __enter__(self) -> "Context":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
+        self._free_handle("qwen_context_free")
 
     def __repr__(self) -> str:
         if self._handle is None:
@@ -580,9 +549,7 @@ class Context:
             arr = chat_message_array([(role, content) for role, content, _ in msgs])
             self._run(lib.qwen_chat_eval_ex, self._require(), arr, len(arr), add, byref(opts))
             return
-        fn = _lib.optional("qwen_chat_eval_media")
-        if fn is None:
-            raise missing("chats with images or audio", "qwen_chat_eval_media")
+        fn = required("chats with images or audio", "qwen_chat_eval_media")
         contents = [content for _, content, _ in msgs]
         _insert_markers(msgs, contents, len(image_list), ("<image>", "<|image_pad|>"))
         _insert_markers(msgs, contents, len(audio_list), ("<audio>", "<|AUDIO|>"))
@@ -631,40 +598,35 @@ class Context:
 
     # ---- media ----
 
-    def _embed(self, fn_name: str, feature: str, handle: c_void_p) -> np.ndarray:
-        fn = _lib.optional(fn_name)
-        if fn is None:
-            raise missing(feature, fn_name)
-        ctx = self._require()
-        n_tokens = c_int32(0)
-        rc = fn(ctx, handle, None, 0, byref(n_tokens))
-        if rc < 0 and rc != _lib.QWEN_ERR_BUFFER_TOO_SMALL:
-            check(rc)
-        out = np.empty((max(n_tokens.value, 0), self._n_embd), dtype=np.float32)
-        check(fn(ctx, handle, _float_ptr(out), out.size, byref(n_tokens)))
-        return out[: n_tokens.value]
+    def _embed(self, fn_name: str, feature: str, media: Tuple[Union[Image, Audio], bool]) -> np.ndarray:
+        """Embeddings of an image or clip from :func:`as_image` / :func:`as_audio` (closed here if converted)."""
+        item, owned = media
+        try:
+            handle = item.handle
+            fn = required(feature, fn_name)
+            ctx = self._require()
+            n_tokens = c_int32(0)
+            rc = fn(ctx, handle, None, 0, byref(n_tokens))
+            if rc < 0 and rc != _lib.QWEN_ERR_BUFFER_TOO_SMALL:
+                check(rc)
+            out = np.empty((max(n_tokens.value, 0), self._n_embd), dtype=np.float32)
+            check(fn(ctx, handle, _float_ptr(out), out.size, byref(n_tokens)))
+            return out[: n_tokens.value]
+        finally:
+            if owned:
+                item.close()
 
     def embed_image(self, image: Any) -> np.ndarray:
         """The image's embeddings as the language model takes them: float32 ``(n_tokens, n_embd)``.
 
         ``image`` is a :class:`qwen.Image`, a path, a PIL image or a numpy array; needs a projector (``mmproj``).
         """
-        img, owned = as_image(image)
-        try:
-            return self._embed("qwen_image_embed", "vision", img.handle)
-        finally:
-            if owned:
-                img.close()
+        return self._embed("qwen_image_embed", "vision", as_image(image))
 
     def embed_audio(self, audio: Any) -> np.ndarray:
         """The clip's embeddings: float32 ``(n_tokens, n_embd)``. ``audio`` is a :class:`qwen.Audio`, a path or
         a ``(samples, sample_rate)`` pair."""
-        clip, owned = as_audio(audio)
-        try:
-            return self._embed("qwen_audio_embed", "audio", clip.handle)
-        finally:
-            if owned:
-                clip.close()
+        return self._embed("qwen_audio_embed", "audio", as_audio(audio))
 
     def eval_prompt(self, text: str, images: Optional[Sequence[Any]] = None,
                     audio: Optional[Sequence[Any]] = None) -> np.ndarray:
@@ -672,9 +634,7 @@ class Context:
         after what the context holds: ``<|vision_start|><|image_pad|><|vision_end|>`` per image,
         ``<|audio_bos|><|AUDIO|><|audio_eos|>`` per clip, in the order of ``images`` and ``audio``.
         Returns the last position's logits."""
-        fn = _lib.optional("qwen_context_eval_prompt")
-        if fn is None:
-            raise missing("prompts with media", "qwen_context_eval_prompt")
+        fn = required("prompts with media", "qwen_context_eval_prompt")
         raw = _util.text_bytes(text, "text")
         image_list = _media_list(images, "images")
         audio_list = _media_list(audio, "audio")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple, Type
+from typing import Any, Callable, Dict, Optional, Tuple, Type
 
 from . import _lib
 
@@ -122,3 +122,12 @@ def missing(feature: str, names: str) -> MissingFeatureError:
     return MissingFeatureError(
         f"this libqwen ({_lib.library_path()}) has no {feature} support: it does not export {names}"
     )
+
+
+def required(feature: str, name: str) -> Callable[..., Any]:
+    """The function ``name`` of the vision/audio API (:func:`_lib.optional`); MissingFeatureError for ``feature`` if
+    the library lacks it."""
+    fn = _lib.optional(name)
+    if fn is None:
+        raise missing(feature, name)
+    return fn

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _lib, _util
-from .errors import check, missing
+from .errors import check, missing, required
 
 _IMAGE_API = ("qwen_image_load", "qwen_image_from_rgb8", "qwen_image_free")
 _AUDIO_API = ("qwen_audio_load", "qwen_audio_from_pcm_f32", "qwen_audio_free")
@@ -23,6 +23,15 @@ def has_vision() -> bool:
 def has_audio() -> bool:
     """True if the loaded libqwen has the audio API."""
     return _lib.has(*_AUDIO_API, "qwen_audio_embed")
+
+
+def _free(media: "Image | Audio", fn_name: str) -> None:
+    """close() of Image and Audio: frees the handle with ``fn_name`` (qwen_image_free / qwen_audio_free) once."""
+    handle = _util.take_handle(media)
+    if handle is not None:
+        fn = _lib.optional(fn_name)
+        if fn is not None:
+            fn(handle)
 
 
 def _rgb8(source: Any) -> np.ndarray:
@@ -49,7 +58,7 @@ def _rgb8(source: Any) -> np.ndarray:
     raise TypeError(f"an image is a path, a PIL image or a numpy array, not {type(source).__name__}")
 
 
-class Image:
+class Image(_util.Closeable):
     """An image for a vision model (Qwen2-VL, Qwen2.5-VL). Free it with :meth:`close` or ``with``.
 
     Args:
@@ -80,9 +89,7 @@ class Image:
         if isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
             params = None
             if limit or not orient:
-                make = _lib.optional("qwen_image_default_params")
-                if make is None:
-                    raise missing("image decoding options", "qwen_image_default_params")
+                make = required("image decoding options", "qwen_image_default_params")
                 params = make()
                 params.max_pixels = limit
                 params.apply_orientation = 1 if orient else 0
@@ -93,9 +100,7 @@ class Image:
                 else:
                     check(_lib.optional("qwen_image_load_ex")(raw, byref(params), byref(out)))  # type: ignore[misc]
             else:
-                decode = _lib.optional("qwen_image_decode")
-                if decode is None:
-                    raise missing("image decoding from memory", "qwen_image_decode")
+                decode = required("image decoding from memory", "qwen_image_decode")
                 data = bytes(source)
                 buf = (c_uint8 * max(len(data), 1)).from_buffer_copy(data or b"\0")
                 check(decode(buf, len(data), byref(params) if params is not None else None, byref(out)))
@@ -148,9 +153,7 @@ class Image:
         return self._handle
 
     def _size(self, name: str) -> int:
-        fn = _lib.optional(name)
-        if fn is None:
-            raise missing("image sizes", name)
+        fn = required("image sizes", name)
         n: int = check(fn(self.handle))
         return n
 
@@ -168,40 +171,20 @@ class Image:
         """Bounds on the pixel count the image is resized to (its token count); 0 = the model's."""
         low = _util.integer(min_pixels, "min_pixels", 0, 2**62)
         high = _util.integer(max_pixels, "max_pixels", 0, 2**62)
-        fn = _lib.optional("qwen_image_set_pixel_bounds")
-        if fn is None:
-            raise missing("image pixel bounds", "qwen_image_set_pixel_bounds")
+        fn = required("image pixel bounds", "qwen_image_set_pixel_bounds")
         check(fn(self.handle, low, high))
 
     def n_tokens(self, model: Any) -> int:
         """Embedding rows (``<|image_pad|>`` tokens) the image takes in a prompt of ``model``, without computing them.
 
         Raises QwenError ``QWEN_ERR_UNSUPPORTED`` if the model takes no images."""
-        fn = _lib.optional("qwen_image_n_tokens")
-        if fn is None:
-            raise missing("vision", "qwen_image_n_tokens")
+        fn = required("vision", "qwen_image_n_tokens")
         n: int = check(fn(model._require(), self.handle))
         return n
 
     def close(self) -> None:
         """Frees the image (idempotent)."""
-        handle, self._handle = getattr(self, "_handle", None), None
-        if handle is not None:
-            fn = _lib.optional("qwen_image_free")
-            if fn is not None:
-                fn(handle)
-
-    def __enter__(self) -> "Image":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
+        _free(self, "qwen_image_free")
 
     def __repr__(self) -> str:
         if self._handle is None:
@@ -209,7 +192,7 @@ class Image:
         return f"<qwen.Image {self.width}x{self.height}>"
 
 
-class Audio:
+class Audio(_util.Closeable):
     """An audio clip for a multimodal model: from a file path, or from samples and their rate.
 
     The library converts clips to what the audio models take (mono, 16 kHz).
@@ -268,9 +251,7 @@ class Audio:
     @property
     def duration(self) -> float:
         """Seconds of audio (after the conversion to 16 kHz)."""
-        fn = _lib.optional("qwen_audio_duration")
-        if fn is None:
-            raise missing("audio durations", "qwen_audio_duration")
+        fn = required("audio durations", "qwen_audio_duration")
         seconds = float(fn(self.handle))
         if seconds < 0:
             check(int(seconds))
@@ -280,9 +261,7 @@ class Audio:
         """Embedding rows (``<|AUDIO|>`` tokens) the clip takes in a prompt of ``model``, without computing them.
 
         Raises QwenError ``QWEN_ERR_UNSUPPORTED`` if the model takes no audio."""
-        fn = _lib.optional("qwen_audio_n_tokens")
-        if fn is None:
-            raise missing("audio", "qwen_audio_n_tokens")
+        fn = required("audio", "qwen_audio_n_tokens")
         n: int = check(fn(model._require(), self.handle))
         return n
 
@@ -334,23 +313,7 @@ class Audio:
 
     def close(self) -> None:
         """Frees the clip (idempotent)."""
-        handle, self._handle = getattr(self, "_handle", None), None
-        if handle is not None:
-            fn = _lib.optional("qwen_audio_free")
-            if fn is not None:
-                fn(handle)
-
-    def __enter__(self) -> "Audio":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
+        _free(self, "qwen_audio_free")
 
 
 def as_image(item: Any) -> "tuple[Image, bool]":

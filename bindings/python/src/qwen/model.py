@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 
 from . import _lib, _util
-from .errors import check, missing
+from .errors import check, missing, required
 
 if TYPE_CHECKING:
     from .context import Context
@@ -49,7 +49,7 @@ def chat_message_array(items: Sequence[Any]) -> "ctypes.Array[_lib.ChatMessage]"
     return arr
 
 
-class Model:
+class Model(_util.HandleOwner):
     """A model loaded from a GGUF file or a Hugging Face folder.
 
     A model is immutable and may be shared by contexts used on different threads. Free it with
@@ -104,26 +104,7 @@ class Model:
 
     def close(self) -> None:
         """Releases the model (idempotent). Contexts made from it stay usable until they are closed."""
-        handle, self._handle = getattr(self, "_handle", None), None
-        if handle is not None and _lib._lib is not None:
-            _lib._lib.qwen_model_free(handle)
-
-    @property
-    def closed(self) -> bool:
-        """True after :meth:`close`."""
-        return self._handle is None
-
-    def __enter__(self) -> "Model":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
+        self._free_handle("qwen_model_free")
 
     def __repr__(self) -> str:
         if self._handle is None:
@@ -165,15 +146,16 @@ class Model:
     @property
     def has_vision(self) -> bool:
         """True if the model takes images (a vision tower from its folder, or a projector)."""
-        fn = _lib.optional("qwen_model_has_vision")
-        if fn is None:
-            return False
-        return bool(check(fn(self._require())))
+        return self._has("qwen_model_has_vision")
 
     @property
     def has_audio(self) -> bool:
         """True if the model takes audio (an audio tower from its folder, or a projector)."""
-        fn = _lib.optional("qwen_model_has_audio")
+        return self._has("qwen_model_has_audio")
+
+    def _has(self, fn_name: str) -> bool:
+        """The answer of qwen_model_has_vision / _audio; False from a library without them."""
+        fn = _lib.optional(fn_name)
         if fn is None:
             return False
         return bool(check(fn(self._require())))
@@ -259,9 +241,7 @@ class Model:
     def load_projector(self, path: _util.PathLike) -> None:
         """Loads a multimodal projector (``mmproj``) so contexts can embed images and audio."""
         raw = _util.path_bytes(path, "mmproj")
-        fn = _lib.optional("qwen_model_load_projector")
-        if fn is None:
-            raise missing("vision/audio", "qwen_model_load_projector")
+        fn = required("vision/audio", "qwen_model_load_projector")
         check(fn(self._require(), raw))
         self.mmproj = path
 
