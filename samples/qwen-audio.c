@@ -122,12 +122,11 @@ int main(int argc, char **argv) {
     double t0 = now_seconds();
     status = load_model(program, &args, &model);
     if (!status) {
-        /* the header has no qwen_model_has_audio: a model without an audio tower refuses to count a clip's tokens */
-        int tokens = qwen_audio_n_tokens(model, clips[0]);
-        if (tokens == QWEN_ERR_UNSUPPORTED) {
+        int has_audio = qwen_model_has_audio(model);
+        if (has_audio == 0) {
             fprintf(stderr, "qwen-audio: %s takes no audio (a Qwen2-Audio GGUF needs --mmproj)\n", args.model_path);
             status = 1;
-        } else if (tokens < 0) status = fail(program, "qwen_audio_n_tokens");
+        } else if (has_audio < 0) status = fail(program, "qwen_model_has_audio");
     }
     if (!status) status = open_context(program, model, &args, t0, &info, &ctx);
 
