@@ -52,8 +52,8 @@ def ours_vision(text, mmproj, sizes, threads, reps):
 
 
 def llama(text, mmproj, threads, reps, sizes=None, seconds=None):
-    cmd = [VENV_PY, ROOT / "bench" / "llama_mtmd_bench.py", text, mmproj, "-r", reps, "-t", threads]
-    cmd += [sizes] if sizes else ["--audio", seconds]
+    cmd = [VENV_PY, ROOT / "bench" / "llama_mtmd_bench.py", text, mmproj] + ([sizes] if sizes else ["--audio", seconds])
+    cmd += ["-r", reps, "-t", threads]
     out = run(cmd)
     rows = json.loads(out.split("JSON ", 1)[1])
     res = {}

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 
+static const double PI = 3.14159265358979323846;
+
 static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -53,7 +55,7 @@ int main(int argc, char **argv) {
     for (int64_t i = 0; i < n; i++) {
         double t = (double)i / 16000.0;
         state = state * 1664525u + 1013904223u;
-        pcm[i] = (float)(0.3 * sin(2 * M_PI * (200 * t + 60 * t * t)) + 0.2 * sin(2 * M_PI * 440 * t) +
+        pcm[i] = (float)(0.3 * sin(2 * PI * (200 * t + 60 * t * t)) + 0.2 * sin(2 * PI * 440 * t) +
                          0.05 * ((double)state / 4294967296.0 - 0.5));
     }
     qwen_audio *clip;
