@@ -11,13 +11,15 @@ makes the text GGUF (F16) and the audio mmproj at F16 and Q8_0.
 
 Output: .cache/bench-audio/qwen2audio-7b-hf/, qwen2audio-7b-text-f16.gguf, mmproj-qwen2audio-7b-{f16,q8_0}.gguf (~3 GB).
 """
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts" / "fixtures"))
 import make_fixtures as mf  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from gguf_convert import convert  # noqa: E402
 import make_audio_fixtures as af  # noqa: E402
 
 OUT = ROOT / ".cache" / "bench-audio"
@@ -43,17 +45,6 @@ def build():
     n = sum(p.numel() for p in m.model.audio_tower.parameters()) + sum(p.numel() for p in m.model.multi_modal_projector.parameters())
     print(f"{NAME}: audio tower + projector {n / 1e6:.1f} M parameters -> {folder}", flush=True)
     return folder
-
-
-def convert(src, out, outtype, *extra):
-    if out.exists():
-        return
-    with open(OUT / f"convert-{out.stem}.log", "w") as log:
-        r = subprocess.run([sys.executable, mf.__file__, "_convert", str(src), str(out), outtype, *extra], stdout=log,
-                           stderr=subprocess.STDOUT)
-    if r.returncode != 0:
-        raise SystemExit(f"convert failed: {out} (see {OUT}/convert-{out.stem}.log)")
-    print(f"  {out.name}: {out.stat().st_size / 2**20:.0f} MiB", flush=True)
 
 
 def main():

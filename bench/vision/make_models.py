@@ -11,14 +11,15 @@ makes the text GGUF (F16) and the mmproj at F16 and Q8_0.
 
 Output: .cache/bench-vision/NAME-hf/, NAME-text-f16.gguf, mmproj-NAME-f16.gguf, mmproj-NAME-q8_0.gguf (~3.4 GB per model).
 """
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts" / "fixtures"))
 import make_fixtures as mf  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from gguf_convert import convert  # noqa: E402
 
 OUT = ROOT / ".cache" / "bench-vision"
 SHAPES = {
@@ -67,17 +68,6 @@ def write_preprocessor_config(folder):
         "min_pixels": 3136, "max_pixels": 12845056, "patch_size": 14, "temporal_patch_size": 2, "merge_size": 2,
         "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
         "image_processor_type": "Qwen2VLImageProcessor", "processor_class": "Qwen2VLProcessor"}, indent=2)
-
-
-def convert(src, out, outtype, *extra):
-    if out.exists():
-        return
-    with open(OUT / f"convert-{out.stem}.log", "w") as log:
-        r = subprocess.run([sys.executable, mf.__file__, "_convert", str(src), str(out), outtype, *extra], stdout=log,
-                           stderr=subprocess.STDOUT)
-    if r.returncode != 0:
-        raise SystemExit(f"convert failed: {out} (see {OUT}/convert-{out.stem}.log)")
-    print(f"  {out.name}: {out.stat().st_size / 2**20:.0f} MiB", flush=True)
 
 
 def main():
