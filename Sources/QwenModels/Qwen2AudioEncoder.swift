@@ -108,11 +108,14 @@ public final class Qwen2AudioEncoder: @unchecked Sendable {
     let layers: [Layer]
     let postNorm: (weight: [Float], bias: [Float])
     let projector: Dense
+    /// Keeps the mapped files alive: matrices read them in place (and pack from them on first use).
+    let weights: WeightStore
 
     /// Loads the tensors by their llama.cpp mmproj names (`a.conv1d.1.weight`, `a.blk.N.attn_q.weight`, ...,
     /// `mm.a.fc.weight`); Hugging Face names are mapped to these (`audioGGUFName`).
     public init(config c: AudioEncoderConfig, weights store: WeightStore) throws {
         config = c
+        weights = store
         let d = c.width
         func vector(_ name: String, _ n: Int) throws -> [Float] { try loadVector(store, name, count: n) }
         func dense(_ prefix: String, rows: Int, columns: Int, bias: Bool = true) throws -> Dense {

@@ -288,7 +288,7 @@ public final class Qwen2VLVisionEncoder: @unchecked Sendable {
     public func tokenCount(grid: (t: Int, h: Int, w: Int)) -> Int { grid.t * grid.h * grid.w / (config.mergeSize * config.mergeSize) }
 
     /// Encodes one preprocessed image: rows × `config.outputSize` floats. Attention holds keys and values in F16 (as
-    /// llama.cpp does) unless `exactAttention`, which keeps them F32 (slower; what the parity tests compare).
+    /// llama.cpp does) unless `exactAttention`, which keeps them F32 (what the parity tests compare).
     public func encode(_ image: ProcessedImage, pool: ThreadPool?, exactAttention: Bool = false) throws -> [Float] {
         let c = config, m = c.mergeSize, unit = m * m
         let (t, gh, gw) = image.grid
@@ -366,10 +366,6 @@ public final class Qwen2VLVisionEncoder: @unchecked Sendable {
         profile.mark("patches")
         let frameRows = gh * gw
         let fullSpans = (0 ..< t).map { AttentionSpan($0 * frameRows ..< ($0 + 1) * frameRows) }
-        let longest = max(frameRows, windows.map(\.keys.count).max() ?? 0)
-        let workers = pool?.threadCount ?? 1
-        let perWorker = Attention.bidirectionalScratchFloats(longestKeySpan: longest)
-        let attentionScratch = try AlignedBuffer<Float>(count: exactAttention ? workers * perWorker : 1, what: "vision attention scratch")
 
         for (index, blk) in blocks.enumerated() {
             blk.norm1(x.pointer, rows: n, into: h.pointer, eps: c.normEps)
@@ -388,14 +384,9 @@ public final class Qwen2VLVisionEncoder: @unchecked Sendable {
             }
             profile.mark("rope")
             let full = c.kind == .qwen2VL || c.fullAttentionBlocks.contains(index)
-            if exactAttention {
-                Attention.bidirectional(queries: q.pointer, keys: k.pointer, values: v.pointer, heads: c.heads, kvHeads: c.heads,
-                                        headDim: hd, spans: full ? fullSpans : windows, output: h.pointer,
-                                        scratch: attentionScratch.pointer, scratchPerWorker: perWorker, pool: pool)
-            } else {
-                try Attention.bidirectionalF16(queries: q.pointer, keys: k.pointer, values: v.pointer, heads: c.heads, kvHeads: c.heads,
-                                               headDim: hd, spans: full ? fullSpans : windows, output: h.pointer, pool: pool)
-            }
+            try Attention.bidirectionalBlocked(queries: q.pointer, keys: k.pointer, values: v.pointer, rows: n, heads: c.heads,
+                                               kvHeads: c.heads, headDim: hd, spans: full ? fullSpans : windows,
+                                               roundToF16: !exactAttention, output: h.pointer, pool: pool)
             profile.mark("attention")
             mul(blk.output, h.pointer, n, q.pointer)
             Ops.add(x.pointer, q.pointer, count: n * e)

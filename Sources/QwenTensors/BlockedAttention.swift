@@ -3,153 +3,84 @@ import QwenFormats
 extension Attention {
     /// Non-causal multi-head attention over spans, as `bidirectional` computes it (each span's queries see only its
     /// keys; rows in no span are left untouched), blocked for long spans (an audio encoder's 1500 positions, a ViT's
-    /// thousands of patches): keys are transposed per head once, then 4 query rows at a time take their scores
-    /// against 16 keys per step and their outputs from the values 32 dimensions at a time, with 8-lane FMAs.
-    /// q is [rows][heads · headDim], k and v [rows][kvHeads · headDim], out [rows][heads · headDim].
+    /// thousands of patches). Each span's keys and values are first packed per head into contiguous memory (keys
+    /// transposed in blocks of 16, values row by row), so the inner loops stream through L1 instead of striding by a
+    /// whole row, which on 4 KiB-multiple rows maps every access to the same cache set. Then 6 query rows at a time
+    /// take their scores against 16 keys per step and their outputs 16 dimensions per step (12 independent 8-lane
+    /// FMA chains each). `roundToF16` rounds keys and values to F16 precision while packing, as llama.cpp's encoders
+    /// keep them. q is [rows][heads · headDim], k and v [rows][kvHeads · headDim], out [rows][heads · headDim].
     public static func bidirectionalBlocked(queries q: UnsafePointer<Float>, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>,
                                             rows: Int, heads: Int, kvHeads: Int, headDim d: Int, spans: [AttentionSpan],
-                                            output out: UnsafeMutablePointer<Float>, pool: ThreadPool?) throws {
+                                            roundToF16: Bool = false, output out: UnsafeMutablePointer<Float>, pool: ThreadPool?) throws {
+        let spans = spans.filter { !$0.keys.isEmpty && !$0.queries.isEmpty }
         guard rows > 0, !spans.isEmpty else { return }
         let group = heads / kvHeads, scale = 1 / Float(d).squareRoot()
         let qRow = heads * d, kvRow = kvHeads * d
-        // keys transposed: [kv head][dim][row]
-        let kt = try AlignedBuffer<Float>(count: kvHeads * d * rows, what: "transposed keys")
-        let ktp = kt.pointer
-        func transpose(_ g: Int, _: Int) {
-            let dst = ktp + g * d * rows
-            for r in 0 ..< rows {
-                let src = k + r * kvRow + g * d
-                for c in 0 ..< d { dst[c * rows + r] = src[c] }
-            }
-        }
-        if let pool, kvHeads > 1 { pool.parallelFor(kvHeads, transpose) } else { for g in 0 ..< kvHeads { transpose(g, 0) } }
 
-        let longest = spans.map(\.keys.count).max() ?? 0
-        let stride = 4 * (longest + 16)
-        let threads = pool?.threadCount ?? 1
-        let scratch = try AlignedBuffer<Float>(count: threads * stride, what: "attention scores")
-        let chunk = 32  // query rows per task
-        var tasks: [(span: Int, head: Int, start: Int)] = []
-        for (i, s) in spans.enumerated() where !s.keys.isEmpty {
-            for h in 0 ..< heads {
-                for start in Swift.stride(from: s.queries.lowerBound, to: s.queries.upperBound, by: chunk) { tasks.append((i, h, start)) }
+        // packed[span][kv head]: keys as blocks of [d][16] (zero padded), then values as [key][d]
+        var offsets: [Int] = [], total = 0
+        for s in spans {
+            offsets.append(total)
+            total += kvHeads * (paddedKeys(s.keys.count) + s.keys.count) * d
+        }
+        let packed = try AlignedBuffer<Float>(count: total, what: "packed keys and values")
+        let pp = packed.pointer
+        func slot(_ span: Int, _ g: Int) -> (keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>) {
+            let nk = spans[span].keys.count, padded = paddedKeys(nk)
+            let keys = pp + offsets[span] + g * (padded + nk) * d
+            return (keys, keys + padded * d)
+        }
+        func pack(_ index: Int, _: Int) {
+            let span = index / kvHeads, g = index % kvHeads, keyRange = spans[span].keys
+            let (kb, vb) = slot(span, g)
+            let nk = keyRange.count
+            for j in 0 ..< nk {
+                let srcK = k + (keyRange.lowerBound + j) * kvRow + g * d, srcV = v + (keyRange.lowerBound + j) * kvRow + g * d
+                let blockK = kb + (j / 16) * 16 * d + j % 16, dstV = vb + j * d
+                for c in 0 ..< d {
+                    blockK[c * 16] = roundToF16 ? Float(Float16(srcK[c])) : srcK[c]
+                    dstV[c] = roundToF16 ? Float(Float16(srcV[c])) : srcV[c]
+                }
+            }
+            for j in nk ..< paddedKeys(nk) {
+                let blockK = kb + (j / 16) * 16 * d + j % 16
+                for c in 0 ..< d { blockK[c * 16] = 0 }
             }
         }
+        if let pool, spans.count * kvHeads > 1 {
+            pool.parallelFor(spans.count * kvHeads, pack)
+        } else {
+            for i in 0 ..< spans.count * kvHeads { pack(i, 0) }
+        }
+
+        let sRow = spans.map { paddedKeys($0.keys.count) }.max()! + 16  // +16: score rows not 4 KiB apart (cache-set aliasing)
+        let threads = pool?.threadCount ?? 1
+        let scratch = try AlignedBuffer<Float>(count: threads * rowBlock * sRow, what: "attention scores")
         let sp = scratch.pointer
+        let chunk = 8 * rowBlock  // query rows per task
+        var tasks: [(span: Int, head: Int, start: Int)] = []
+        for (i, s) in spans.enumerated() {
+            for h in 0 ..< heads {
+                for start in stride(from: s.queries.lowerBound, to: s.queries.upperBound, by: chunk) { tasks.append((i, h, start)) }
+            }
+        }
         func run(_ index: Int, _ worker: Int) {
-            let task = tasks[index], span = spans[task.span], h = task.head, g = h / group
-            let keys = span.keys, nk = keys.count, k0 = keys.lowerBound
-            let scores = sp + worker * stride  // [4][nk + 16]
-            let sRow = longest + 16
-            let kth = UnsafePointer(ktp + g * d * rows)
+            let task = tasks[index], span = spans[task.span], h = task.head
+            let nk = span.keys.count
+            let (kb, vb) = slot(task.span, h / group)
+            let scores = sp + worker * rowBlock * sRow
             let end = min(task.start + chunk, span.queries.upperBound)
-            var r0 = task.start
-            while r0 < end {
-                let m = min(4, end - r0)
-                // scores[r][j] = q_r · k_j · scale
-                let q0 = q + r0 * qRow + h * d
-                let q1 = q + (r0 + min(1, m - 1)) * qRow + h * d
-                let q2 = q + (r0 + min(2, m - 1)) * qRow + h * d
-                let q3 = q + (r0 + min(3, m - 1)) * qRow + h * d
-                var j = 0
-                while j + 16 <= nk {
-                    var a00 = SIMD8<Float>(), a01 = SIMD8<Float>(), a10 = SIMD8<Float>(), a11 = SIMD8<Float>()
-                    var a20 = SIMD8<Float>(), a21 = SIMD8<Float>(), a30 = SIMD8<Float>(), a31 = SIMD8<Float>()
-                    for c in 0 ..< d {
-                        let base = UnsafeRawPointer(kth + c * rows + k0 + j)
-                        let kv0 = base.loadUnaligned(as: SIMD8<Float>.self)
-                        let kv1 = base.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
-                        let b0 = SIMD8(repeating: q0[c]), b1 = SIMD8(repeating: q1[c])
-                        let b2 = SIMD8(repeating: q2[c]), b3 = SIMD8(repeating: q3[c])
-                        a00.addProduct(b0, kv0); a01.addProduct(b0, kv1)
-                        a10.addProduct(b1, kv0); a11.addProduct(b1, kv1)
-                        a20.addProduct(b2, kv0); a21.addProduct(b2, kv1)
-                        a30.addProduct(b3, kv0); a31.addProduct(b3, kv1)
-                    }
-                    let s = UnsafeMutableRawPointer(scores + j)
-                    s.storeBytes(of: a00 * scale, as: SIMD8<Float>.self); s.storeBytes(of: a01 * scale, toByteOffset: 32, as: SIMD8<Float>.self)
-                    let s1 = s + sRow * 4, s2 = s + 2 * sRow * 4, s3 = s + 3 * sRow * 4
-                    s1.storeBytes(of: a10 * scale, as: SIMD8<Float>.self); s1.storeBytes(of: a11 * scale, toByteOffset: 32, as: SIMD8<Float>.self)
-                    s2.storeBytes(of: a20 * scale, as: SIMD8<Float>.self); s2.storeBytes(of: a21 * scale, toByteOffset: 32, as: SIMD8<Float>.self)
-                    s3.storeBytes(of: a30 * scale, as: SIMD8<Float>.self); s3.storeBytes(of: a31 * scale, toByteOffset: 32, as: SIMD8<Float>.self)
-                    j += 16
-                }
-                while j < nk {  // leftover keys
-                    var a0: Float = 0, a1: Float = 0, a2: Float = 0, a3: Float = 0
-                    let col = kth + k0 + j
-                    for c in 0 ..< d {
-                        let kc = col[c * rows]
-                        a0 += q0[c] * kc; a1 += q1[c] * kc; a2 += q2[c] * kc; a3 += q3[c] * kc
-                    }
-                    scores[j] = a0 * scale; scores[sRow + j] = a1 * scale
-                    scores[2 * sRow + j] = a2 * scale; scores[3 * sRow + j] = a3 * scale
-                    j += 1
-                }
-                // softmax numerators and 1 / sums
-                var inv = SIMD4<Float>()
-                for r in 0 ..< m {
-                    let s = scores + r * sRow
-                    var top = -Float.infinity
-                    for i in 0 ..< nk { top = max(top, s[i]) }
-                    inv[r] = 1 / Ops.expShifted(s, nk, shift: top)
-                }
-                // out_r = Σ_j p_rj v_j, 32 dimensions at a time (8 at a time at the end, then single ones)
-                let vBase = v + k0 * kvRow + g * d
-                var c0 = 0
-                while c0 + 32 <= d {
-                    var acc = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(),
-                               SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(),
-                               SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(),
-                               SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
-                    for jj in 0 ..< nk {
-                        let vr = UnsafeRawPointer(vBase + jj * kvRow + c0)
-                        let v0 = vr.loadUnaligned(as: SIMD8<Float>.self)
-                        let v1 = vr.loadUnaligned(fromByteOffset: 32, as: SIMD8<Float>.self)
-                        let v2 = vr.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self)
-                        let v3 = vr.loadUnaligned(fromByteOffset: 96, as: SIMD8<Float>.self)
-                        let p0 = SIMD8(repeating: scores[jj]), p1 = SIMD8(repeating: scores[sRow + jj])
-                        let p2 = SIMD8(repeating: scores[2 * sRow + jj]), p3 = SIMD8(repeating: scores[3 * sRow + jj])
-                        acc.0.addProduct(p0, v0); acc.1.addProduct(p0, v1); acc.2.addProduct(p0, v2); acc.3.addProduct(p0, v3)
-                        acc.4.addProduct(p1, v0); acc.5.addProduct(p1, v1); acc.6.addProduct(p1, v2); acc.7.addProduct(p1, v3)
-                        acc.8.addProduct(p2, v0); acc.9.addProduct(p2, v1); acc.10.addProduct(p2, v2); acc.11.addProduct(p2, v3)
-                        acc.12.addProduct(p3, v0); acc.13.addProduct(p3, v1); acc.14.addProduct(p3, v2); acc.15.addProduct(p3, v3)
-                    }
-                    let results = [(acc.0, acc.1, acc.2, acc.3), (acc.4, acc.5, acc.6, acc.7),
-                                   (acc.8, acc.9, acc.10, acc.11), (acc.12, acc.13, acc.14, acc.15)]
-                    for r in 0 ..< m {
-                        let o = UnsafeMutableRawPointer(out + (r0 + r) * qRow + h * d + c0)
-                        let w = inv[r], x = results[r]
-                        o.storeBytes(of: x.0 * w, as: SIMD8<Float>.self)
-                        o.storeBytes(of: x.1 * w, toByteOffset: 32, as: SIMD8<Float>.self)
-                        o.storeBytes(of: x.2 * w, toByteOffset: 64, as: SIMD8<Float>.self)
-                        o.storeBytes(of: x.3 * w, toByteOffset: 96, as: SIMD8<Float>.self)
-                    }
-                    c0 += 32
-                }
-                while c0 + 8 <= d {
-                    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-                    for jj in 0 ..< nk {
-                        let v0 = UnsafeRawPointer(vBase + jj * kvRow + c0).loadUnaligned(as: SIMD8<Float>.self)
-                        a0.addProduct(SIMD8(repeating: scores[jj]), v0)
-                        a1.addProduct(SIMD8(repeating: scores[sRow + jj]), v0)
-                        a2.addProduct(SIMD8(repeating: scores[2 * sRow + jj]), v0)
-                        a3.addProduct(SIMD8(repeating: scores[3 * sRow + jj]), v0)
-                    }
-                    let results = [a0, a1, a2, a3]
-                    for r in 0 ..< m {
-                        UnsafeMutableRawPointer(out + (r0 + r) * qRow + h * d + c0).storeBytes(of: results[r] * inv[r], as: SIMD8<Float>.self)
-                    }
-                    c0 += 8
-                }
-                while c0 < d {
-                    for r in 0 ..< m {
-                        var a: Float = 0
-                        for jj in 0 ..< nk { a += scores[r * sRow + jj] * vBase[jj * kvRow + c0] }
-                        out[(r0 + r) * qRow + h * d + c0] = a * inv[r]
-                    }
-                    c0 += 1
-                }
-                r0 += 4
+            for r0 in stride(from: task.start, to: end, by: rowBlock) {
+                let m = min(rowBlock, end - r0)
+                // rows past the span's end repeat its last row; their results are not stored
+                let qr = (0 ..< rowBlock).map { q + (r0 + min($0, m - 1)) * qRow + h * d }
+                let sr = (0 ..< rowBlock).map { scores + $0 * sRow }
+                keyScores(qr[0], qr[1], qr[2], qr[3], qr[4], qr[5], keyBlocks: kb, keys: nk, headDim: d, scale: scale,
+                          into: sr[0], sr[1], sr[2], sr[3], sr[4], sr[5])
+                var inv = [Float](repeating: 0, count: rowBlock)
+                for r in 0 ..< m { inv[r] = 1 / Ops.expShifted(sr[r], nk, shift: Ops.maximum(sr[r], nk)) }
+                let or = (0 ..< rowBlock).map { r in r < m ? out + (r0 + r) * qRow + h * d : nil }
+                weightedValues(sr[0], sr[1], sr[2], sr[3], sr[4], sr[5], values: vb, keys: nk, headDim: d, scales: inv, into: or)
             }
         }
         if let pool, tasks.count > 1 {
@@ -158,4 +89,92 @@ extension Attention {
             for i in 0 ..< tasks.count { run(i, 0) }
         }
     }
+
+    private static let rowBlock = 6
+
+    private static func paddedKeys(_ n: Int) -> Int { (n + 15) / 16 * 16 }
+
+    /// s_r[j] = q_r · k_j · scale for 6 query rows and every key (padding keys included), 16 keys per step.
+    @inline(__always)
+    private static func keyScores(_ q0: UnsafePointer<Float>, _ q1: UnsafePointer<Float>, _ q2: UnsafePointer<Float>,
+                                  _ q3: UnsafePointer<Float>, _ q4: UnsafePointer<Float>, _ q5: UnsafePointer<Float>,
+                                  keyBlocks kb: UnsafePointer<Float>, keys nk: Int, headDim d: Int, scale: Float,
+                                  into s0: UnsafeMutablePointer<Float>, _ s1: UnsafeMutablePointer<Float>, _ s2: UnsafeMutablePointer<Float>,
+                                  _ s3: UnsafeMutablePointer<Float>, _ s4: UnsafeMutablePointer<Float>, _ s5: UnsafeMutablePointer<Float>) {
+        for j in stride(from: 0, to: nk, by: 16) {
+            let block = UnsafeRawPointer(kb + j * d)
+            var a00 = SIMD8<Float>(), a01 = SIMD8<Float>(), a10 = SIMD8<Float>(), a11 = SIMD8<Float>()
+            var a20 = SIMD8<Float>(), a21 = SIMD8<Float>(), a30 = SIMD8<Float>(), a31 = SIMD8<Float>()
+            var a40 = SIMD8<Float>(), a41 = SIMD8<Float>(), a50 = SIMD8<Float>(), a51 = SIMD8<Float>()
+            for c in 0 ..< d {
+                let k0 = block.loadUnaligned(fromByteOffset: c * 64, as: SIMD8<Float>.self)
+                let k1 = block.loadUnaligned(fromByteOffset: c * 64 + 32, as: SIMD8<Float>.self)
+                var b = SIMD8(repeating: q0[c]); a00.addProduct(b, k0); a01.addProduct(b, k1)
+                b = SIMD8(repeating: q1[c]); a10.addProduct(b, k0); a11.addProduct(b, k1)
+                b = SIMD8(repeating: q2[c]); a20.addProduct(b, k0); a21.addProduct(b, k1)
+                b = SIMD8(repeating: q3[c]); a30.addProduct(b, k0); a31.addProduct(b, k1)
+                b = SIMD8(repeating: q4[c]); a40.addProduct(b, k0); a41.addProduct(b, k1)
+                b = SIMD8(repeating: q5[c]); a50.addProduct(b, k0); a51.addProduct(b, k1)
+            }
+            store(a00 * scale, a01 * scale, to: s0 + j); store(a10 * scale, a11 * scale, to: s1 + j)
+            store(a20 * scale, a21 * scale, to: s2 + j); store(a30 * scale, a31 * scale, to: s3 + j)
+            store(a40 * scale, a41 * scale, to: s4 + j); store(a50 * scale, a51 * scale, to: s5 + j)
+        }
+    }
+
+    /// out_r = scales[r] · Σ_j p_r[j] v_j for 6 rows of softmax numerators, 16 dimensions per step (then 8, then
+    /// single ones); rows whose output is nil are computed and dropped.
+    @inline(__always)
+    private static func weightedValues(_ p0: UnsafePointer<Float>, _ p1: UnsafePointer<Float>, _ p2: UnsafePointer<Float>,
+                                       _ p3: UnsafePointer<Float>, _ p4: UnsafePointer<Float>, _ p5: UnsafePointer<Float>,
+                                       values vb: UnsafePointer<Float>, keys nk: Int, headDim d: Int, scales: [Float],
+                                       into outputs: [UnsafeMutablePointer<Float>?]) {
+        let p = [p0, p1, p2, p3, p4, p5]
+        var c0 = 0
+        while c0 + 16 <= d {
+            var a00 = SIMD8<Float>(), a01 = SIMD8<Float>(), a10 = SIMD8<Float>(), a11 = SIMD8<Float>()
+            var a20 = SIMD8<Float>(), a21 = SIMD8<Float>(), a30 = SIMD8<Float>(), a31 = SIMD8<Float>()
+            var a40 = SIMD8<Float>(), a41 = SIMD8<Float>(), a50 = SIMD8<Float>(), a51 = SIMD8<Float>()
+            let column = UnsafeRawPointer(vb + c0)
+            for j in 0 ..< nk {
+                let v0 = column.loadUnaligned(fromByteOffset: j * d * 4, as: SIMD8<Float>.self)
+                let v1 = column.loadUnaligned(fromByteOffset: j * d * 4 + 32, as: SIMD8<Float>.self)
+                var b = SIMD8(repeating: p0[j]); a00.addProduct(b, v0); a01.addProduct(b, v1)
+                b = SIMD8(repeating: p1[j]); a10.addProduct(b, v0); a11.addProduct(b, v1)
+                b = SIMD8(repeating: p2[j]); a20.addProduct(b, v0); a21.addProduct(b, v1)
+                b = SIMD8(repeating: p3[j]); a30.addProduct(b, v0); a31.addProduct(b, v1)
+                b = SIMD8(repeating: p4[j]); a40.addProduct(b, v0); a41.addProduct(b, v1)
+                b = SIMD8(repeating: p5[j]); a50.addProduct(b, v0); a51.addProduct(b, v1)
+            }
+            let sums = [(a00, a01), (a10, a11), (a20, a21), (a30, a31), (a40, a41), (a50, a51)]
+            for r in 0 ..< rowBlock {
+                if let o = outputs[r] { store(sums[r].0 * scales[r], sums[r].1 * scales[r], to: o + c0) }
+            }
+            c0 += 16
+        }
+        for r in 0 ..< rowBlock {
+            guard let o = outputs[r] else { continue }
+            var c = c0
+            while c + 8 <= d {
+                var a = SIMD8<Float>()
+                for j in 0 ..< nk { a.addProduct(SIMD8(repeating: p[r][j]), UnsafeRawPointer(vb + j * d + c).loadUnaligned(as: SIMD8<Float>.self)) }
+                UnsafeMutableRawPointer(o + c).storeBytes(of: a * scales[r], as: SIMD8<Float>.self)
+                c += 8
+            }
+            while c < d {
+                var a: Float = 0
+                for j in 0 ..< nk { a += p[r][j] * vb[j * d + c] }
+                o[c] = a * scales[r]
+                c += 1
+            }
+        }
+    }
+
+    @inline(__always)
+    private static func store(_ a: SIMD8<Float>, _ b: SIMD8<Float>, to p: UnsafeMutablePointer<Float>) {
+        let raw = UnsafeMutableRawPointer(p)
+        raw.storeBytes(of: a, as: SIMD8<Float>.self)
+        raw.storeBytes(of: b, toByteOffset: 32, as: SIMD8<Float>.self)
+    }
 }
+

@@ -1,5 +1,6 @@
 import CQwen
 import QwenFormats
+import Synchronization
 
 /// A weight matrix of `rows` output features by `columns` input features, each row contiguous,
 /// in any supported storage type (usually memory-mapped from the model file).
@@ -12,12 +13,16 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// The kernels that multiply this matrix.
     public let kernels: WeightKernels
-    /// The matrix repacked for this CPU's fastest kernels, if it has them for this type.
-    public let packed: PackedWeights?
+    /// The repacked form for this CPU's fastest kernels, when it has them for this type; made on first use.
+    let packing: LazyPacking?
 
-    /// `pack`: repack for the CPU's fastest kernels when possible (then mapped pages of the original are
-    /// released; `row(_:)` still reads them, through page faults).
-    public init(_ t: TensorData, pack: Bool = false, pool: ThreadPool? = nil) throws {
+    /// The matrix repacked for this CPU's fastest kernels (packing it now if it was not yet), if it has them for this type.
+    public var packed: PackedWeights? { packing?.weights(pool: nil) }
+
+    /// `pack`: repack for the CPU's fastest kernels when possible, on first use (so loading a mapped file does no
+    /// repacking); the mapped pages of the original are released then (`row(_:)` still reads them, through page
+    /// faults). `pool` is accepted for callers that load with one; packing uses the pool of its first multiply.
+    public init(_ t: TensorData, pack: Bool = false, pool _: ThreadPool? = nil) throws {
         guard t.shape.count == 2 else { throw QwenError.format("'\(t.name)' should be a matrix, has shape \(t.shape)") }
         guard let kernels = WeightKernels.lookup(t.type) else {
             throw QwenError.unsupported("'\(t.name)' has weight type \(t.type.name), which is not supported yet")
@@ -28,12 +33,7 @@ public struct WeightMatrix: @unchecked Sendable {
         data = t.data
         rowBytes = t.type.byteCount(elements: columns)!
         self.kernels = kernels
-        if pack, PackedWeights.isAvailable, PackedWeights.canPack(t.type) {
-            packed = try PackedWeights(type: t.type, rows: rows, columns: columns, data: t.data, rowBytes: rowBytes, pool: pool)
-            if t.isFileMapped { releaseMappedPages(t.data, t.byteCount) }
-        } else {
-            packed = nil
-        }
+        packing = pack && PackedWeights.isAvailable && PackedWeights.canPack(t.type) ? LazyPacking(t, rows: rows, columns: columns) : nil
     }
 
     @inline(__always) public func row(_ r: Int) -> UnsafeRawPointer { data + r * rowBytes }
@@ -41,7 +41,7 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Scratch bytes `linear` needs for `tokens` input rows.
     public func scratchBytes(tokens: Int) -> Int {
         max(tokens * kernels.activation.rowBytes(columns: columns), TiledMatmul.scratchBytes(columns: columns, tokens: tokens),
-            packed?.scratchBytes(tokens: tokens) ?? 0)
+            packing.map { _ in tokens * PackedWeights.activationRowBytes(type, columns: columns) } ?? 0)
     }
 
     /// Copies row `r` as floats into `dst` (embedding lookup).
@@ -59,7 +59,7 @@ public func linear(_ w: WeightMatrix, input x: UnsafePointer<Float>, tokens: Int
     precondition(scratchBuffer.count >= w.scratchBytes(tokens: tokens), "linear: scratch too small")
     let scratch = scratchBuffer.baseAddress
     #if arch(x86_64)
-    if let packed = w.packed, path == .simd, let scratch {
+    if path == .simd, let scratch, let packed = w.packing?.weights(pool: pool) {
         packed.multiply(input: x, tokens: tokens, output: y, bias: bias, scratch: scratch, pool: pool)
         return
     }
@@ -126,6 +126,34 @@ public func linear(_ w: WeightMatrix, input x: UnsafePointer<Float>, tokens: Int
         } else {
             let xq = xq!
             dispatch { wr, t in kernels.dot(wr, xq + t * xStride, n) }
+        }
+    }
+}
+
+/// A weight matrix's packed form, made by the first multiply that needs it and then shared by every copy of the
+/// matrix and every context (the lock makes concurrent first uses pack once). If packing fails (no memory), the
+/// matrix keeps using its original layout.
+final class LazyPacking: @unchecked Sendable {
+    private let source: TensorData
+    private let rows: Int, columns: Int
+    private let state = Mutex<(weights: PackedWeights?, done: Bool)>((nil, false))
+
+    init(_ source: TensorData, rows: Int, columns: Int) {
+        self.source = source
+        self.rows = rows
+        self.columns = columns
+    }
+
+    func weights(pool: ThreadPool?) -> PackedWeights? {
+        state.withLock { s in
+            if !s.done {
+                s.done = true
+                let t = source
+                s.weights = try? PackedWeights(type: t.type, rows: rows, columns: columns, data: t.data,
+                                               rowBytes: t.type.byteCount(elements: columns)!, pool: pool)
+                if s.weights != nil, t.isFileMapped { releaseMappedPages(t.data, t.byteCount) }
+            }
+            return s.weights
         }
     }
 }

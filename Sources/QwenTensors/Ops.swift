@@ -79,7 +79,9 @@ public enum Ops {
     /// where the result is a normal float (below e^-87.3 gives 2^-126-ish, not 0).
     @inline(__always)
     public static func exp8(_ input: SIMD8<Float>) -> SIMD8<Float> {
-        let x = input.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.3))
+        // clamped by mask selects: the stdlib's generic `clamped` is an out-of-line call per 4 lanes
+        let low = SIMD8<Float>(repeating: -87.3), high = SIMD8<Float>(repeating: 88.3)
+        let x = input.replacing(with: low, where: input .< low).replacing(with: high, where: input .> high)
         let shifter = SIMD8<Float>(repeating: 12_582_912)  // 1.5 · 2^23: adding it rounds to an integer
         let t = x * 1.442_695_04 + shifter
         let n = t - shifter
@@ -95,12 +97,29 @@ public enum Ops {
         return p * unsafeBitCast(bits, to: SIMD8<Float>.self)
     }
 
+    /// The largest of `n` values (-infinity for none), 8 lanes at a time.
+    public static func maximum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        let p = UnsafeRawPointer(x)
+        var top = SIMD8<Float>(repeating: -.infinity)
+        var i = 0
+        while i + 8 <= n {
+            let v = p.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            top.replace(with: v, where: v .> top)
+            i += 8
+        }
+        var result = -Float.infinity
+        for lane in 0 ..< 8 where top[lane] > result { result = top[lane] }
+        while i < n {
+            if x[i] > result { result = x[i] }
+            i += 1
+        }
+        return result
+    }
+
     /// In-place softmax over `n` values; returns nothing, leaves probabilities.
     public static func softmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
         guard n > 0 else { return }
-        var m = -Float.infinity
-        for i in 0 ..< n { m = max(m, x[i]) }
-        let inv = 1 / expShifted(x, n, shift: m)
+        let inv = 1 / expShifted(x, n, shift: maximum(x, n))
         for i in 0 ..< n { x[i] *= inv }
     }
 }

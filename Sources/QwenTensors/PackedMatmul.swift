@@ -78,8 +78,15 @@ public final class PackedWeights: @unchecked Sendable {
     }
 
     /// Bytes of one prepared activation row.
-    var activationRowBytes: Int {
-        usesF32 ? 0 : usesQ8K ? blocks * Int(CQ_Q8_K_BYTES) : TiledMatmul.scratchBytes(columns: columns, tokens: 1)
+    var activationRowBytes: Int { Self.activationRowBytes(type, columns: columns) }
+
+    /// Bytes of one activation row prepared for a packed matrix of this type and width (F16/BF16 use the input as is).
+    static func activationRowBytes(_ type: TensorType, columns: Int) -> Int {
+        switch type {
+        case .f16, .bf16: 0
+        case .q4_K, .q6_K: columns / type.blockSize * Int(CQ_Q8_K_BYTES)
+        default: TiledMatmul.scratchBytes(columns: columns, tokens: 1)
+        }
     }
 
     /// Scratch bytes `multiply` needs for `tokens` rows.

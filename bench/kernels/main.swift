@@ -1,6 +1,7 @@
 // kernel-bench: best-of-N timing of `linear` for one weight type and shape (a developer tool;
 // whole-model speed is measured by samples/qwen-bench and bench/).
 //   swift run -c release kernel-bench TYPE ROWS COLS TOKENS [THREADS] [portable|simd] [REPS] [pack|nopack]
+//   swift run -c release kernel-bench attention ROWS HEADS HEAD_DIM [THREADS] [REPS]   (encoder attention, one span)
 import QwenFormats
 import QwenTensors
 #if canImport(Glibc)
@@ -21,6 +22,25 @@ func cpuNow() -> Double {
 }
 
 let args = CommandLine.arguments
+if args.count >= 5, args[1] == "attention", let rows = Int(args[2]), let heads = Int(args[3]), let d = Int(args[4]) {
+    let threads = args.count > 5 ? Int(args[5]) ?? 1 : 1, reps = args.count > 6 ? Int(args[6]) ?? 5 : 5
+    let n = rows * heads * d
+    let q = try AlignedBuffer<Float>(count: n), k = try AlignedBuffer<Float>(count: n), v = try AlignedBuffer<Float>(count: n)
+    let out = try AlignedBuffer<Float>(count: n)
+    for i in 0 ..< n { q.pointer[i] = Float(i % 7) * 0.1; k.pointer[i] = Float(i % 5) * 0.1; v.pointer[i] = Float(i % 3) }
+    let pool = threads > 1 ? ThreadPool(threads: threads) : nil
+    var best = Double.infinity
+    for _ in 0 ..< reps {
+        let t0 = now()
+        try Attention.bidirectionalBlocked(queries: q.pointer, keys: k.pointer, values: v.pointer, rows: rows, heads: heads,
+                                           kvHeads: heads, headDim: d, spans: [AttentionSpan(0 ..< rows)], roundToF16: true,
+                                           output: out.pointer, pool: pool)
+        best = min(best, now() - t0)
+    }
+    let flops = 4 * Double(rows) * Double(rows) * Double(d) * Double(heads)
+    print("attention rows \(rows) heads \(heads) d \(d) threads \(threads): \(best * 1e3) ms, \(flops / best / 1e9) GFLOP/s")
+    exit(0)
+}
 guard args.count >= 5, let type = TensorType.allCases.first(where: { $0.name.lowercased() == args[1].lowercased() }),
       let rows = Int(args[2]), let cols = Int(args[3]), let tokens = Int(args[4]) else {
     print("usage: kernel-bench TYPE ROWS COLS TOKENS [THREADS] [portable|simd] [REPS]")
