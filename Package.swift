@@ -77,7 +77,7 @@ let package = Package(
 // Reliability (docs/RELIABILITY.md): the fuzz harnesses, as a library that the regression and bounded-resource
 // tests replay inputs through; QWEN_FUZZ=1 adds the libFuzzer driver (built with --sanitize=fuzzer, docs/RELIABILITY.md).
 package.targets += [
-    .target(name: "QwenFuzzHarnesses", dependencies: ["QwenRuntime"], path: "Tests/Fuzz/Harnesses", swiftSettings: swiftFlags),
+    .target(name: "QwenFuzzHarnesses", dependencies: ["QwenRuntime", "QwenMedia", "CJPEG", "CSndfile"], path: "Tests/Fuzz/Harnesses", swiftSettings: swiftFlags),
     .testTarget(name: "QwenReliabilityTests", dependencies: ["QwenFuzzHarnesses", "QwenTestSupport"], path: "Tests/Reliability/Swift",
                 swiftSettings: swiftFlags),
 ]

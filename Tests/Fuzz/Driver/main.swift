@@ -4,11 +4,12 @@
 //
 // Besides the Swift harness, the tokenizer and chat inputs also go through the C API (the @_cdecl functions of
 // Sources/Qwen/CAPI.swift, called directly): qwen_tokenize / qwen_detokenize and qwen_chat_apply_template, with their
-// buffer-size rules, on the mini models.
+// buffer-size rules, on the mini models; the image inputs through qwen_image_decode.
 import CQwen
 import Qwen
 import QwenFormats
 import QwenFuzzHarnesses
+import QwenMedia
 import QwenModels
 import QwenRuntime
 #if canImport(Glibc)
@@ -57,12 +58,31 @@ public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> In
         switch harness {
         case .tokenizer: try capiTokenize(input)
         case .chat: try capiChat(input)
+        case .image: try capiImage(input)
         default: break
         }
     } catch {
         die("\(error)")
     }
     return 0
+}
+
+/// qwen_image_decode (the same decoder behind the C API's handles): it accepts exactly what RGBImage.decode accepts,
+/// with the same size.
+func capiImage(_ input: UnsafeRawBufferPointer) throws {
+    guard input.count > 0 else { return }
+    var params = qwenImageDefaultParams()
+    params.max_pixels = 1 << 18
+    var handle: OpaquePointer?
+    let status = qwenImageDecode(input.baseAddress, Int64(input.count), &params, &handle)
+    defer { qwenImageFree(handle) }
+    var options = RGBImage.DecodeOptions()
+    options.maxPixels = 1 << 18
+    let image = try? RGBImage.decode(input, options: options)
+    guard (status == 0) == (image != nil), status != 0 || (handle != nil && qwenImageWidth(handle) == Int32(image!.width)
+                                                            && qwenImageHeight(handle) == Int32(image!.height)) else {
+        throw HarnessFailure("capi", "qwen_image_decode returned \(status), RGBImage.decode \(image.map { "\($0.width)x\($0.height)" } ?? "an error")")
+    }
 }
 
 /// qwen_tokenize / qwen_detokenize on the text up to the first NUL: the size query, the exact-capacity call, and

@@ -44,6 +44,10 @@ public enum Harness: String, CaseIterable, Sendable {
     case chat
     /// Context state loading (qwen_context_state_load), then evaluation and generation from the loaded state.
     case state
+    /// PNG and JPEG decoding, then the Qwen2-VL image processor (smart_resize, bicubic, normalize, patches).
+    case image
+    /// Audio files through libsndfile and raw 16-bit / float PCM, resampled to 16 kHz, then Whisper log-mel features.
+    case audio
 
     /// Runs the harness on one input.
     public func run(_ data: UnsafeRawBufferPointer) throws {
@@ -56,6 +60,8 @@ public enum Harness: String, CaseIterable, Sendable {
         case .tokenizer: try TextHarnesses.tokenizer(data)
         case .chat: try TextHarnesses.chat(data)
         case .state: try TextHarnesses.state(data)
+        case .image: try MediaHarnesses.image(data)
+        case .audio: try MediaHarnesses.audio(data)
         }
     }
 
@@ -70,6 +76,7 @@ public enum Harness: String, CaseIterable, Sendable {
         case .chat: _ = try TextHarnesses.tokenizers()
         case .state: _ = try TextHarnesses.stateContext()
         case .hfconfig: _ = try FuzzPaths.scratchFolder()
+        case .audio: _ = try (FuzzPaths.scratchFolder(), MediaHarnesses.extractors())
         default: break
         }
     }

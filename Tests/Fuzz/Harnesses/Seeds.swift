@@ -343,6 +343,8 @@ public enum FuzzSeeds {
             try put(.state, name, ctx.saveState())
         }
         ctx.reset()
+
+        try writeMediaCorpus()  // image, audio (MediaSeeds.swift)
     }
 
     static func base64(_ bytes: [UInt8]) -> String {
