@@ -13,12 +13,18 @@ public struct ImageProcessorSettings: Sendable, Equatable {
     public var mean: [Double] = [0.48145466, 0.4578275, 0.40821073]
     public var std: [Double] = [0.26862954, 0.26130258, 0.27577711]
     public var rescaleFactor: Double = 1.0 / 255.0
+    /// When positive, images are resized to this square without keeping the aspect ratio (the first-generation
+    /// Qwen-VL's 448 × 448) instead of smart_resize.
+    public var fixedSize = 0
 
     public init() {}
 
     public func validate() throws {
         guard patchSize > 0, patchSize <= 1024, mergeSize > 0, mergeSize <= 16, temporalPatchSize > 0, temporalPatchSize <= 16 else {
             throw QwenError.format("invalid image processor patch settings (\(patchSize), \(mergeSize), \(temporalPatchSize))")
+        }
+        guard fixedSize >= 0, fixedSize <= 1 << 14, fixedSize % (patchSize * mergeSize) == 0 else {
+            throw QwenError.format("fixed image size \(fixedSize) is not a multiple of \(patchSize * mergeSize) up to 16384")
         }
         guard minPixels > 0, maxPixels >= minPixels, maxPixels <= 1 << 34 else {
             throw QwenError.invalidArgument("invalid pixel bounds: min_pixels \(minPixels), max_pixels \(maxPixels)")
@@ -68,8 +74,9 @@ public enum ImageProcessor {
     /// The resized RGB image (before normalization).
     public static func resized(_ image: RGBImage, settings s: ImageProcessorSettings) throws -> (width: Int, height: Int, pixels: [UInt8]) {
         try s.validate()
-        let (h, w) = try smartResize(height: image.height, width: image.width, factor: s.patchSize * s.mergeSize,
-                                     minPixels: s.minPixels, maxPixels: s.maxPixels)
+        let (h, w) = s.fixedSize > 0 ? (s.fixedSize, s.fixedSize)
+            : try smartResize(height: image.height, width: image.width, factor: s.patchSize * s.mergeSize,
+                              minPixels: s.minPixels, maxPixels: s.maxPixels)
         // the resampler's intermediate rows and output, the normalized patches (F32, two frames) and the encoder's
         // per-patch buffers: ~64 bytes per output pixel; the host may have raised the pixel bounds far
         let (bytes, overflow) = h.multipliedReportingOverflow(by: w)

@@ -139,7 +139,7 @@ public struct VisionConfig: Sendable, Equatable {
 ///   order undone on the merged rows.
 /// Weights by llama.cpp's `mmproj` names (`v.blk.N.attn_q`, `mm.0`, ...; Hugging Face names are mapped to them,
 /// the fused `attn.qkv` split into views), any weight type `linear` multiplies.
-public final class Qwen2VLVisionEncoder: @unchecked Sendable {
+public final class Qwen2VLVisionEncoder: ImageEncoder, @unchecked Sendable {
     public let config: VisionConfig
     /// How images are prepared for this tower.
     public let processorSettings: ImageProcessorSettings
@@ -284,8 +284,10 @@ public final class Qwen2VLVisionEncoder: @unchecked Sendable {
 
     // MARK: Encoding
 
-    /// Merged rows per image: (t · h · w) / merge².
-    public func tokenCount(grid: (t: Int, h: Int, w: Int)) -> Int { grid.t * grid.h * grid.w / (config.mergeSize * config.mergeSize) }
+    /// One row per merge group.
+    public func rowGrid(patches g: (t: Int, h: Int, w: Int)) -> (t: Int, h: Int, w: Int) {
+        (g.t, g.h / config.mergeSize, g.w / config.mergeSize)
+    }
 
     /// Encodes one preprocessed image: rows × `config.outputSize` floats. Attention holds keys and values in F16 (as
     /// llama.cpp does) unless `exactAttention`, which keeps them F32 (what the parity tests compare).

@@ -3,25 +3,37 @@ import QwenMedia
 import QwenTensors
 import QwenTokenizer
 
-/// What a model needs to take images: the image processor settings, the vision tower (Qwen2VLVision.swift) and the
-/// prompt tokens (`<|image_pad|>` stands for an image's rows, between `<|vision_start|>` and `<|vision_end|>`).
+/// A vision tower: preprocessed pixels → rows of the language model's hidden size.
+public protocol ImageEncoder: AnyObject, Sendable {
+    /// How images are prepared for this tower.
+    var processorSettings: ImageProcessorSettings { get }
+    /// The grid of rows the tower gives for a processed image of this patch grid (their M-RoPE positions).
+    func rowGrid(patches: (t: Int, h: Int, w: Int)) -> (t: Int, h: Int, w: Int)
+    /// Encodes one processed image. `exactAttention`: F32 keys and values in the tower's attention (else F16, as
+    /// llama.cpp).
+    func encode(_ image: ProcessedImage, pool: ThreadPool?, exactAttention: Bool) throws -> [Float]
+}
+
+/// What a model needs to take images: the vision tower (Qwen2VLVision.swift, QwenVLVision.swift), its image
+/// processor settings and the prompt syntax (`<|vision_start|><|image_pad|><|vision_end|>` for Qwen2-VL and
+/// Qwen2.5-VL, `<img><imgpad></img>` for the first-generation Qwen-VL), whose placeholder token an image's rows replace.
 public final class VisionModel: @unchecked Sendable {
-    public let encoder: Qwen2VLVisionEncoder
-    /// `<|image_pad|>`: the placeholder one image's rows replace.
+    public let encoder: any ImageEncoder
+    /// The placeholder one image's rows replace (`<|image_pad|>`, `<imgpad>`).
     public let imageTokenID: Int32
-    public let visionStartID: Int32?
-    public let visionEndID: Int32?
+    /// An image in the prompt text, around the placeholder.
+    public let promptSyntax: String
     /// Where the tower came from (the model folder or the mmproj file).
     public let source: String
 
     public var settings: ImageProcessorSettings { encoder.processorSettings }
-    public var config: VisionConfig { encoder.config }
+    /// The Qwen2-VL / Qwen2.5-VL tower's configuration (nil for the first-generation Qwen-VL).
+    public var config: VisionConfig? { (encoder as? Qwen2VLVisionEncoder)?.config }
 
-    init(encoder: Qwen2VLVisionEncoder, imageTokenID: Int32, tokenizer: Tokenizer, source: String) {
+    init(encoder: any ImageEncoder, imageTokenID: Int32, promptSyntax: String, source: String) {
         self.encoder = encoder
         self.imageTokenID = imageTokenID
-        visionStartID = tokenizer.tokenID("<|vision_start|>")
-        visionEndID = tokenizer.tokenID("<|vision_end|>")
+        self.promptSyntax = promptSyntax
         self.source = source
     }
 
@@ -37,21 +49,33 @@ public final class VisionModel: @unchecked Sendable {
 
     /// Rows the language model receives for an image of this size.
     public func tokenCount(width: Int, height: Int, settings s: ImageProcessorSettings) throws -> Int {
-        let (h, w) = try ImageProcessor.smartResize(height: height, width: width, factor: s.patchSize * s.mergeSize,
+        var (h, w) = (s.fixedSize, s.fixedSize)
+        if s.fixedSize == 0 {
+            (h, w) = try ImageProcessor.smartResize(height: height, width: width, factor: s.patchSize * s.mergeSize,
                                                     minPixels: s.minPixels, maxPixels: s.maxPixels)
-        return (h / s.patchSize) * (w / s.patchSize) / (s.mergeSize * s.mergeSize)
+        }
+        let g = encoder.rowGrid(patches: (1, h / s.patchSize, w / s.patchSize))
+        return g.t * g.h * g.w
     }
 
-    /// Preprocesses and encodes an image: rows × hidden floats and the merged (t, h, w) grid its rows span.
+    /// Preprocesses and encodes an image: rows × hidden floats and the grid its rows span.
     /// `exactAttention`: F32 keys and values in the tower's attention (else F16, as llama.cpp).
     public func embed(_ image: RGBImage, settings s: ImageProcessorSettings, pool: ThreadPool?, exactAttention: Bool = false) throws
         -> (rows: Int, values: [Float], grid: (t: Int, h: Int, w: Int)) {
         let processed = try ImageProcessor.process(image, settings: s)
         let values = try encoder.encode(processed, pool: pool, exactAttention: exactAttention)
-        let m = config.mergeSize
-        let grid = (t: processed.grid.t, h: processed.grid.h / m, w: processed.grid.w / m)
+        let grid = encoder.rowGrid(patches: processed.grid)
         return (grid.t * grid.h * grid.w, values, grid)
     }
+
+    /// Prompt text with the image placeholders hosts write (`<img></img>` for Qwen-VL) in the model's own syntax.
+    public func expandPlaceholders(_ text: String) -> String {
+        guard promptSyntax == Self.qwenVLSyntax, text.contains("<img></img>") else { return text }
+        return text.split(separator: "<img></img>", omittingEmptySubsequences: false).joined(separator: promptSyntax)
+    }
+
+    static let qwen2VLSyntax = "<|vision_start|><|image_pad|><|vision_end|>"
+    static let qwenVLSyntax = "<img><imgpad></img>"
 
     /// `preprocessor_config.json`: the hub's `min_pixels` / `max_pixels` (which win, as in the processor) or
     /// transformers 5's `size.shortest_edge` / `size.longest_edge`, patch and merge sizes, mean, std, rescale factor.
@@ -79,6 +103,9 @@ public final class VisionModel: @unchecked Sendable {
     /// The vision side of a Hugging Face Qwen2-VL / Qwen2.5-VL folder (`vision_config`, `image_token_id`,
     /// `preprocessor_config.json`). nil for models without one.
     static func huggingFace(folder: String, config: JSON, weights: WeightStore, tokenizer: Tokenizer, hidden: Int) throws -> VisionModel? {
+        if let visual = config["visual"], config["model_type"]?.string == "qwen" {
+            return try qwenVL(visual: visual, weights: weights, tokenizer: tokenizer, hidden: hidden, source: folder)
+        }
         guard ["qwen2_vl", "qwen2_5_vl"].contains(config["model_type"]?.string ?? ""), config["vision_config"] != nil else { return nil }
         let c = try VisionConfig(huggingFace: config)
         guard c.outputSize == hidden else {
@@ -95,7 +122,20 @@ public final class VisionModel: @unchecked Sendable {
             throw QwenError.format("'\(folder)/config.json' has no image_token_id and the tokenizer no <|image_pad|>")
         }
         return VisionModel(encoder: try Qwen2VLVisionEncoder(config: c, weights: weights, processorSettings: settings),
-                           imageTokenID: Int32(id), tokenizer: tokenizer, source: folder)
+                           imageTokenID: Int32(id), promptSyntax: qwen2VLSyntax, source: folder)
+    }
+
+    /// The first-generation Qwen-VL tower (config.json's `visual`, or our GGUF's keys) over `weights`.
+    static func qwenVL(visual: JSON, weights: WeightStore, tokenizer: Tokenizer, hidden: Int, source: String) throws -> VisionModel {
+        let c = try QwenVLVisionConfig(huggingFace: visual)
+        guard c.outputSize == hidden else {
+            throw QwenError.format("the Qwen-VL resampler gives \(c.outputSize) floats, the language model's hidden size is \(hidden)")
+        }
+        guard let pad = tokenizer.tokenID("<imgpad>"), tokenizer.tokenID("<img>") != nil, tokenizer.tokenID("</img>") != nil else {
+            throw QwenError.format("'\(source)': the tokenizer lacks Qwen-VL's <img>, </img> and <imgpad> tokens")
+        }
+        return VisionModel(encoder: try QwenVLVisionEncoder(config: c, weights: weights), imageTokenID: pad,
+                           promptSyntax: qwenVLSyntax, source: source)
     }
 
     /// Whether a GGUF file is a vision mmproj (llama.cpp's `clip.has_vision_encoder`).
@@ -128,7 +168,7 @@ public final class VisionModel: @unchecked Sendable {
         store.loadPool = Model.loadPool(model.options)
         defer { store.loadPool = nil }  // its threads end with loading
         return VisionModel(encoder: try Qwen2VLVisionEncoder(config: c, weights: store, processorSettings: s), imageTokenID: id,
-                           tokenizer: model.tokenizer, source: gguf.file.path)
+                           promptSyntax: qwen2VLSyntax, source: gguf.file.path)
     }
 }
 

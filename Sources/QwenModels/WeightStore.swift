@@ -109,6 +109,7 @@ public final class WeightStore: @unchecked Sendable {
     public static func ggufName(huggingFace name: String) -> String? {
         if let v1 = qwenV1GGUFName(huggingFace: name) { return v1 }
         if let vision = visionGGUFName(huggingFace: name) { return vision }  // Qwen2-VL towers (Qwen2VLVision.swift)
+        if let vision = qwenVLVisionGGUFName(huggingFace: name) { return vision }  // Qwen-VL (QwenVLVision.swift)
         if let audio = audioGGUFName(huggingFace: name) { return audio }  // Qwen2AudioEncoder.swift
         var n = Substring(name)
         for prefix in ["model.language_model.", "language_model.model.", "language_model.", "model."] where n.hasPrefix(prefix) {

@@ -141,7 +141,7 @@ extension Context {
     /// `<|vision_start|>…<|vision_end|>`, one per image, expanded to the image's rows), appended after what the
     /// context holds; like `eval(_:logits:)` otherwise.
     public func evalPrompt(_ text: String, media: [PromptMedia], logits: UnsafeMutablePointer<Float>? = nil) throws {
-        let tokens = model.tokenizer.encode(text, parseSpecial: true)
+        let tokens = model.tokenizer.encode(model.vision?.expandPlaceholders(text) ?? text, parseSpecial: true)
         guard !tokens.isEmpty else { throw QwenError.invalidArgument("empty prompt") }
         try eval(pieces: promptPieces(tokens: tokens, media: media), logits: logits)
     }
@@ -158,11 +158,12 @@ extension Context {
         try evalReusingPrefix(pieces: promptPieces(tokens: tokens, media: media))
     }
 
-    /// `<image>` → the model's image syntax (when the model takes images).
+    /// `<image>` (and Qwen-VL's `<img></img>`) → the model's image syntax (when the model takes images).
     func expandMediaMarkers(_ content: String) -> String {
-        guard model.vision != nil, content.contains("<image>") else { return content }
-        return content.split(separator: "<image>", omittingEmptySubsequences: false)
-            .joined(separator: "<|vision_start|><|image_pad|><|vision_end|>")
+        guard let vision = model.vision else { return content }
+        let text = vision.expandPlaceholders(content)
+        guard text.contains("<image>") else { return text }
+        return text.split(separator: "<image>", omittingEmptySubsequences: false).joined(separator: vision.promptSyntax)
     }
 }
 

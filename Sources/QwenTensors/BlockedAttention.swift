@@ -8,14 +8,18 @@ extension Attention {
     /// whole row, which on 4 KiB-multiple rows maps every access to the same cache set. Then 6 query rows at a time
     /// take their scores against 16 keys per step and their outputs 16 dimensions per step (12 independent 8-lane
     /// FMA chains each). `roundToF16` rounds keys and values to F16 precision while packing, as llama.cpp's encoders
-    /// keep them. q is [rows][heads · headDim], k and v [rows][kvHeads · headDim], out [rows][heads · headDim].
+    /// keep them. q is [rows][heads · headDim] and k, v [rows][kvHeads · headDim] unless their layouts say otherwise (a
+    /// fused projection's output read in place); out is [rows][heads · headDim].
     public static func bidirectionalBlocked(queries q: UnsafePointer<Float>, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>,
                                             rows: Int, heads: Int, kvHeads: Int, headDim d: Int, spans: [AttentionSpan],
+                                            queryLayout: AttentionLayout? = nil, keyValueLayout: AttentionLayout? = nil,
                                             roundToF16: Bool = false, output out: UnsafeMutablePointer<Float>, pool: ThreadPool?) throws {
         let spans = spans.filter { !$0.keys.isEmpty && !$0.queries.isEmpty }
         guard rows > 0, !spans.isEmpty else { return }
         let group = heads / kvHeads, scale = 1 / Float(d).squareRoot()
-        let qRow = heads * d, kvRow = kvHeads * d
+        let qRow = heads * d
+        let ql = queryLayout ?? AttentionLayout(rowStride: qRow, headStride: d)
+        let kvl = keyValueLayout ?? AttentionLayout(rowStride: kvHeads * d, headStride: d)
 
         // packed[span][kv head]: keys as blocks of [d][16] (zero padded), then values as [key][d]
         var offsets: [Int] = [], total = 0
@@ -35,7 +39,8 @@ extension Attention {
             let (kb, vb) = slot(span, g)
             let nk = keyRange.count
             for j in 0 ..< nk {
-                let srcK = k + (keyRange.lowerBound + j) * kvRow + g * d, srcV = v + (keyRange.lowerBound + j) * kvRow + g * d
+                let at = (keyRange.lowerBound + j) * kvl.rowStride + g * kvl.headStride
+                let srcK = k + at, srcV = v + at
                 let blockK = kb + (j / 16) * 16 * d + j % 16, dstV = vb + j * d
                 for c in 0 ..< d {
                     blockK[c * 16] = roundToF16 ? Float(Float16(srcK[c])) : srcK[c]
@@ -73,7 +78,7 @@ extension Attention {
             for r0 in stride(from: task.start, to: end, by: rowBlock) {
                 let m = min(rowBlock, end - r0)
                 // rows past the span's end repeat its last row; their results are not stored
-                let qr = (0 ..< rowBlock).map { q + (r0 + min($0, m - 1)) * qRow + h * d }
+                let qr = (0 ..< rowBlock).map { q + (r0 + min($0, m - 1)) * ql.rowStride + h * ql.headStride }
                 let sr = (0 ..< rowBlock).map { scores + $0 * sRow }
                 keyScores(qr[0], qr[1], qr[2], qr[3], qr[4], qr[5], keyBlocks: kb, keys: nk, headDim: d, scale: scale,
                           into: sr[0], sr[1], sr[2], sr[3], sr[4], sr[5])
@@ -178,3 +183,13 @@ extension Attention {
     }
 }
 
+/// Where heads and rows lie in a matrix of per-head vectors: row r's head h starts at r · rowStride + h · headStride.
+public struct AttentionLayout: Sendable {
+    public var rowStride: Int
+    public var headStride: Int
+
+    public init(rowStride: Int, headStride: Int) {
+        self.rowStride = rowStride
+        self.headStride = headStride
+    }
+}

@@ -19,8 +19,12 @@ extension Tokenizer {
     public static let qwenV1SpecialTokens: [String] =
         ["<|endoftext|>", "<|im_start|>", "<|im_end|>"] + (0 ..< 205).map { "<|extra_\($0)|>" }
 
+    /// Qwen-VL's `tokenization_qwen.py` adds grounding and image tags after those (`<img>`: 151857).
+    public static let qwenVLSpecialTokens: [String] =
+        qwenV1SpecialTokens + ["<ref>", "</ref>", "<box>", "</box>", "<quad>", "</quad>", "<img>", "</img>", "<imgpad>"]
+
     /// Loads `qwen.tiktoken` from a Hugging Face folder of the original layout, with the `eos_token_id`s of
-    /// `generation_config.json` when present.
+    /// `generation_config.json` when present, and Qwen-VL's specials when `config.json` has a `visual` tower.
     public static func load(tiktokenFolder path: String) throws -> Tokenizer {
         let file = try FileBytes(path: path + "/qwen.tiktoken", map: true)
         var eos: [Int32] = []
@@ -28,11 +32,14 @@ extension Tokenizer {
         if fileExists(generationPath), let g = try? JSON.parseFile(generationPath), let e = g["eos_token_id"] {
             eos = (e.array ?? [e]).compactMap { $0.int }.compactMap { Int32(exactly: $0) }
         }
-        return try Tokenizer(tiktoken: file.buffer, extraEndOfGenerationIDs: eos, what: path + "/qwen.tiktoken")
+        var specials = qwenV1SpecialTokens
+        if fileExists(path + "/config.json"), try JSON.parseFile(path + "/config.json")["visual"] != nil { specials = qwenVLSpecialTokens }
+        return try Tokenizer(tiktoken: file.buffer, specials: specials, extraEndOfGenerationIDs: eos, what: path + "/qwen.tiktoken")
     }
 
-    /// A tokenizer from the contents of a `qwen.tiktoken` file (lines `BASE64 RANK`, ranks 0..<n in any order).
-    public convenience init(tiktoken text: UnsafeRawBufferPointer, extraEndOfGenerationIDs: [Int32] = [],
+    /// A tokenizer from the contents of a `qwen.tiktoken` file (lines `BASE64 RANK`, ranks 0..<n in any order) and the
+    /// special tokens numbered after the ranks.
+    public convenience init(tiktoken text: UnsafeRawBufferPointer, specials: [String] = qwenV1SpecialTokens, extraEndOfGenerationIDs: [Int32] = [],
                             what: String = "qwen.tiktoken") throws
     {
         func fail(_ m: String) -> QwenError { QwenError.format("\(what): \(m)") }
@@ -62,7 +69,7 @@ extension Tokenizer {
                 guard d >= 0, d <= 9, rank <= BPEModel.maxIDs else { throw fail("line \(line): invalid rank") }
                 rank = rank * 10 + d
             }
-            guard rank < Tokenizer.maxTokens - Self.qwenV1SpecialTokens.count else { throw fail("line \(line): rank \(rank) too large") }
+            guard rank < Tokenizer.maxTokens - specials.count else { throw fail("line \(line): rank \(rank) too large") }
             let start = src.rawTokens.count
             guard Self.appendBase64(UnsafeRawBufferPointer(rebasing: text[i ..< sep]), to: &src.rawTokens),
                   src.rawTokens.count > start else {
@@ -82,11 +89,11 @@ extension Tokenizer {
         src.ignoreMerges = true  // tiktoken: a piece that is a token is that token
         src.nfc = true
         let first = Int32(byRank.count)
-        for (k, token) in Self.qwenV1SpecialTokens.enumerated() {
+        for (k, token) in specials.enumerated() {
             // normalized: matched after NFC, since the original normalizes the whole text before tiktoken sees it
             src.added.append(AddedTokenSpec(id: first + Int32(k), content: token, special: true, normalized: true))
         }
-        src.count = byRank.count + Self.qwenV1SpecialTokens.count
+        src.count = byRank.count + specials.count
         src.eos = first          // <|endoftext|> (the models' generation_config eos_token_id)
         src.pad = first
         // the chat format stops at <|im_end|> and <|im_start|> (get_stop_words_ids("chatml"))

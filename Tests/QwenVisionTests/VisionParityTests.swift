@@ -108,7 +108,7 @@ let modelMinPixels = 3136, modelMaxPixels = 401_408
         let model = try Model.load(path: visionFixture("qwen25vl-hf"))
         let folderRows = try visionContext(model).imageEmbedding(try loadImage("rgba_250x190.png")).values
         try model.loadProjector(path: visionFixture("mmproj-qwen25vl-f32.gguf"))
-        #expect(model.vision!.config.fullAttentionBlocks == [1, 3])
+        #expect(model.vision!.config?.fullAttentionBlocks == [1, 3])
         let rows = try visionContext(model).imageEmbedding(try loadImage("rgba_250x190.png"), minPixels: modelMinPixels,
                                                            maxPixels: modelMaxPixels).values
         #expect(maxAbs(rows, folderRows) <= 1e-5)
