@@ -33,7 +33,8 @@ def build_snapshot():
         link.symlink_to("libqwen.so")
     for name, src in [("qwen-vl", ROOT / "samples" / "qwen-vl.c"), ("audio_bench", ROOT / "bench" / "audio" / "audio_bench.c")]:
         subprocess.run(["cc", "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{ROOT / 'include'}", str(src), "-o",
-                        str(SNAP / name), f"-L{SNAP}", f"-Wl,-rpath,{SNAP}", "-lqwen", "-lm"], check=True)
+                        str(SNAP / name), f"-L{SNAP}", f"-Wl,-rpath,{SNAP}", "-lqwen", "-lm"] + (["-lpng"] if name == "qwen-vl" else []),
+                       check=True)
 
 
 def run(cmd):

@@ -259,6 +259,15 @@ qwen_quantize_params qwen_quantize_default_params(void);
  * leaves no partial file. Errors: IO, FORMAT, UNSUPPORTED (an unknown type name), INVALID_ARGUMENT. */
 int qwen_model_quantize(const char *input, const char *output, const qwen_quantize_params *params);
 
+/* Writes the encoder of a first-generation Qwen-VL or Qwen-Audio Hugging Face folder (input) as a projector GGUF
+ * of libqwen's own projector types "qwenvl_resampler" / "qwenaudio" (general.architecture "clip"; llama.cpp has no
+ * such projectors), to load with qwen_model_load_projector beside the text GGUF qwen_model_quantize writes from the
+ * same folder. Matrices take params->type's block type where their rows are whole blocks, else F16; norms, biases,
+ * position tables and a few small tensors stay F32 (docs/models.md). Errors: IO, FORMAT, UNSUPPORTED (another kind of
+ * folder: the projectors of Qwen2-VL, Qwen2.5-VL and Qwen2-Audio come from llama.cpp's convert_hf_to_gguf.py
+ * --mmproj), INVALID_ARGUMENT. */
+int qwen_model_export_projector(const char *input, const char *output, const qwen_quantize_params *params);
+
 /* ---- Audio (Qwen2-Audio) ---- */
 
 /* This header declares the media API (images, audio, prompts with media); wrappers test these macros. */
@@ -308,7 +317,7 @@ int32_t qwen_audio_n_tokens(const qwen_model *model, const qwen_audio *audio);
  * clip is too short to give a row (under 20 ms). */
 int qwen_audio_embed(qwen_context *ctx, const qwen_audio *audio, float *out, int64_t capacity, int32_t *n_tokens);
 
-/* ---- Images (Qwen2-VL, Qwen2.5-VL) ---- */
+/* ---- Images (Qwen2-VL, Qwen2.5-VL, Qwen-VL) ---- */
 
 /* A decoded image: 8-bit RGB, as the reference pipeline sees the file (Pillow decoding, transformers' load_image
  * EXIF orientation, the image processor's convert_to_rgb compositing transparency onto white). Immutable apart
@@ -355,6 +364,10 @@ void qwen_image_free(qwen_image *img);
 int32_t qwen_image_width(const qwen_image *img);
 int32_t qwen_image_height(const qwen_image *img);
 
+/* Copies the image's width x height x 3 RGB bytes (rows top to bottom) into out, as decoded (to draw on it, say).
+ * Returns the byte count; BUFFER_TOO_SMALL if capacity is short (out may be NULL when capacity is 0). */
+int64_t qwen_image_copy_rgb8(const qwen_image *img, uint8_t *out, int64_t capacity);
+
 /* Bounds on the pixel count this image is resized to (the image processor's min_pixels / max_pixels, which set its
  * token count: one token per 28 x 28 pixels); 0 = the model's (preprocessor_config.json, else 3136 / 1003520). */
 int qwen_image_set_pixel_bounds(qwen_image *img, int64_t min_pixels, int64_t max_pixels);
@@ -368,6 +381,23 @@ int32_t qwen_image_n_tokens(const qwen_model *model, const qwen_image *img);
  * floats; BUFFER_TOO_SMALL (with *n_tokens set) if it is short; out may be NULL when capacity is 0. Returns
  * n_tokens. */
 int qwen_image_embed(qwen_context *ctx, const qwen_image *img, float *out, int64_t capacity, int32_t *n_tokens);
+
+/* ---- Grounding (Qwen-VL) ---- */
+
+/* A box the first-generation Qwen-VL names in an answer, "<ref>the dog</ref><box>(x1,y1),(x2,y2)</box>". */
+typedef struct {
+    int32_t x1, y1, x2, y2; /* pixels of the image: v / 1000 * size truncated toward zero, not clamped (as the
+                               reference); the 0-1000 values when the image size given is 0 x 0 */
+    int32_t ref_offset;     /* the referring text right before the box, trimmed: its byte offset in text, or -1 */
+    int32_t ref_length;     /* its length in bytes (0 when ref_offset is -1) */
+} qwen_box;
+
+/* Extracts the boxes of a Qwen-VL answer as the original tokenization_qwen.py does (_fetch_all_box_with_ref): each
+ * <box> of four integers, with the <ref> that comes right before it. Boxes that are not four integers are skipped
+ * and an unclosed tag ends the parse (the reference raises instead), so partial answers give their complete boxes.
+ * Writes up to capacity boxes and returns how many the text has (call with capacity 0 to count). image_width and
+ * image_height are both positive (map to pixels) or both 0. */
+int32_t qwen_grounding_boxes(const char *text, int32_t image_width, int32_t image_height, qwen_box *boxes, int32_t capacity);
 
 /* ---- Prompts and chats with media ---- */
 

@@ -25,12 +25,30 @@ static inline int fail(const char *program, const char *what) {
     return 1;
 }
 
-/* A qwen_token_callback that streams the answer to stdout. */
+/* The answer so far (for programs that look at it afterwards). */
+typedef struct {
+    char *text;
+    size_t length, capacity;
+} answer_text;
+
+/* A qwen_token_callback that streams the answer to stdout, and keeps it in user_data (an answer_text) if not NULL. */
 static inline int print_piece(int32_t token, const char *piece, void *user_data) {
     (void)token;
-    (void)user_data;
     fputs(piece, stdout);
     fflush(stdout);
+    answer_text *answer = user_data;
+    size_t n = strlen(piece);
+    if (answer && answer->length + n + 1 > answer->capacity) {
+        size_t capacity = (answer->length + n + 1) * 2;
+        char *grown = realloc(answer->text, capacity);
+        if (!grown) return 1; /* stop generating */
+        answer->text = grown;
+        answer->capacity = capacity;
+    }
+    if (answer) {
+        memcpy(answer->text + answer->length, piece, n + 1);
+        answer->length += n;
+    }
     return 0;
 }
 
@@ -118,11 +136,11 @@ static inline int open_context(const char *program, qwen_model *model, const cha
 }
 
 /* Asks about the images and clips: the chat is the system prompt (if any) and one user message of one marker per
- * image or clip, then the prompt. Streams the answer to stdout, then prints prompt and generation speed to stderr.
- * Returns 0, or 1 after printing why not. */
+ * image or clip, then the prompt. Streams the answer to stdout (and keeps it in *answer if not NULL), then prints
+ * prompt and generation speed to stderr. Returns 0, or 1 after printing why not. */
 static inline int answer_with_media(const char *program, qwen_context *ctx, const chat_args *args, const char *marker,
                                     const qwen_image *const *images, int n_images, const qwen_audio *const *clips,
-                                    int n_clips) {
+                                    int n_clips, answer_text *answer) {
     char *content = malloc(strlen(args->prompt) + 1 + (size_t)(n_images + n_clips) * strlen(marker));
     if (!content) { fprintf(stderr, "%s: out of memory\n", program); return 1; }
     content[0] = 0;
@@ -141,7 +159,7 @@ static inline int answer_with_media(const char *program, qwen_context *ctx, cons
     if (rc != QWEN_OK) return fail(program, "prompt");
     int prompt_tokens = qwen_context_n_past(ctx) - past0;
     t = now_seconds();
-    int generated = qwen_generate(ctx, &args->sampling, args->max_tokens, print_piece, NULL);
+    int generated = qwen_generate(ctx, &args->sampling, args->max_tokens, print_piece, answer);
     double gen_seconds = now_seconds() - t;
     printf("\n");
     fflush(stdout); /* before the statistics on stderr */

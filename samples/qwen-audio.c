@@ -156,7 +156,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "encoded %d clip%s (%.2f s, %d tokens) in %.1f ms\n", n_clips, n_clips == 1 ? "" : "s", audio_seconds,
                 audio_tokens, encode_seconds * 1e3);
         /* "<audio>" becomes the template's "Audio N: <|audio_bos|><|AUDIO|><|audio_eos|>\n" (numbered over the chat) */
-        status = answer_with_media(program, ctx, &args, "<audio>", NULL, 0, (const qwen_audio *const *)clips, n_clips);
+        status = answer_with_media(program, ctx, &args, "<audio>", NULL, 0, (const qwen_audio *const *)clips, n_clips, NULL);
     }
     for (int i = 0; i < n_clips; i++) qwen_audio_free(clips[i]);
     qwen_context_free(ctx);

@@ -1,14 +1,17 @@
 /*
- * qwen-vl: ask a Qwen2-VL / Qwen2.5-VL model about images, streaming the answer.
+ * qwen-vl: ask a Qwen2-VL / Qwen2.5-VL / Qwen-VL model about images, streaming the answer.
  *
  *   qwen-vl -m MODEL [--mmproj FILE] --image a.png [--image b.jpg ...] -p "Describe the picture"
  *           [-s SYSTEM] [-n MAX_TOKENS] [--temp T] [--seed S] [-t THREADS] [-c N_CTX]
- *           [--min-pixels N] [--max-pixels N]
+ *           [--min-pixels N] [--max-pixels N] [--draw-boxes OUT.png]
  *   qwen-vl -m MODEL [--mmproj FILE] --bench WxH[,WxH...] [-r REPS] [-t THREADS]
  *
  * MODEL is a Hugging Face folder (its vision tower loads with it) or llama.cpp's text GGUF, whose projector
  * (convert_hf_to_gguf.py --mmproj) is given with --mmproj. The images go into one user message, before the
  * prompt. It prints how long encoding the images took, then the answer, then prompt and generation speed.
+ *
+ * --draw-boxes (Qwen-VL grounding: "<ref>the dog</ref><box>(x1,y1),(x2,y2)</box>" in the answer) writes the last
+ * image with the answer's boxes drawn on it as a PNG, as the reference's draw_bbox_on_latest_picture does.
  *
  * --bench encodes synthetic images of the given sizes REPS times (default 3, after one warm-up) and prints the
  * milliseconds per image (mean and standard deviation); nothing is generated.
@@ -17,6 +20,7 @@
 #include "common.h"
 
 #include <math.h>
+#include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +33,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage: qwen-vl -m MODEL [--mmproj FILE] --image FILE [--image FILE ...] -p PROMPT [-s SYSTEM] [-n MAX_TOKENS]\n"
             "               [--temp T] [--seed S] [-t THREADS] [-c N_CTX] [--min-pixels N] [--max-pixels N]\n"
+            "               [--draw-boxes OUT.png]\n"
             "       qwen-vl -m MODEL [--mmproj FILE] --bench WxH[,WxH...] [-r REPS] [-t THREADS]\n");
 }
 
@@ -89,10 +94,68 @@ static int bench(qwen_model *model, qwen_context *ctx, const char *sizes, int re
     return status;
 }
 
+/* Writes 8-bit RGB pixels as a PNG file. Returns 0, or 1 after printing why not. */
+static int write_png(const char *path, const uint8_t *rgb, int w, int h) {
+    FILE *f = fopen(path, "wb");
+    if (!f) { perror(path); return 1; }
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info || setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, info ? &info : NULL);
+        fclose(f);
+        fprintf(stderr, "qwen-vl: cannot write %s\n", path);
+        return 1;
+    }
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (int y = 0; y < h; y++) png_write_row(png, (png_const_bytep)(rgb + (size_t)y * (size_t)w * 3));
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    return fclose(f) == 0 ? 0 : 1;
+}
+
+/* A 3-pixel rectangle outline, clipped to the image. */
+static void draw_rectangle(uint8_t *rgb, int w, int h, int x1, int y1, int x2, int y2, const uint8_t color[3]) {
+    if (x1 > x2) { int t = x1; x1 = x2; x2 = t; }
+    if (y1 > y2) { int t = y1; y1 = y2; y2 = t; }
+    for (int y = y1 - 1; y <= y2 + 1; y++) {
+        for (int x = x1 - 1; x <= x2 + 1; x++) {
+            int edge = x <= x1 + 1 || x >= x2 - 1 || y <= y1 + 1 || y >= y2 - 1;
+            if (!edge || x < 0 || y < 0 || x >= w || y >= h) continue;
+            memcpy(rgb + ((size_t)y * (size_t)w + (size_t)x) * 3, color, 3);
+        }
+    }
+}
+
+/* The answer's grounding boxes drawn on the image, written to path. */
+static int draw_boxes(const char *path, const qwen_image *img, const char *answer) {
+    int w = qwen_image_width(img), h = qwen_image_height(img);
+    int32_t n = qwen_grounding_boxes(answer, w, h, NULL, 0);
+    if (n < 0) return fail(program, "qwen_grounding_boxes");
+    qwen_box *boxes = calloc((size_t)n + 1, sizeof *boxes);
+    uint8_t *rgb = malloc((size_t)w * (size_t)h * 3);
+    int status = !boxes || !rgb || qwen_grounding_boxes(answer, w, h, boxes, n) < 0 ||
+                 qwen_image_copy_rgb8(img, rgb, (int64_t)w * h * 3) < 0;
+    static const uint8_t palette[6][3] = {{230, 25, 75}, {60, 180, 75}, {0, 130, 200}, {245, 130, 48}, {145, 30, 180}, {70, 240, 240}};
+    for (int i = 0; i < n && !status; i++) {
+        qwen_box b = boxes[i];
+        draw_rectangle(rgb, w, h, b.x1, b.y1, b.x2, b.y2, palette[i % 6]);
+        fprintf(stderr, "box %d: (%d,%d)-(%d,%d)%s%.*s\n", i + 1, b.x1, b.y1, b.x2, b.y2, b.ref_offset >= 0 ? " " : "",
+                b.ref_length, b.ref_offset >= 0 ? answer + b.ref_offset : "");
+    }
+    if (!status) status = write_png(path, rgb, w, h);
+    if (!status) fprintf(stderr, "drew %d box%s on %s\n", n, n == 1 ? "" : "es", path);
+    free(boxes);
+    free(rgb);
+    return status;
+}
+
 int main(int argc, char **argv) {
     chat_args args = chat_args_defaults();
     args.context.n_ctx = 4096;
-    const char *bench_sizes = NULL;
+    const char *bench_sizes = NULL, *boxes_path = NULL;
     const char *image_paths[MAX_IMAGES];
     int n_images = 0, reps = 3;
     int64_t min_pixels = 0, max_pixels = 0;
@@ -106,6 +169,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--min-pixels")) min_pixels = atoll(v);
         else if (!strcmp(a, "--max-pixels")) max_pixels = atoll(v);
         else if (!strcmp(a, "--bench")) bench_sizes = v;
+        else if (!strcmp(a, "--draw-boxes")) boxes_path = v;
         else if (!strcmp(a, "-r")) reps = atoi(v);
         else { usage(); return 2; }
     }
@@ -161,7 +225,11 @@ int main(int argc, char **argv) {
     if (!status) {
         fprintf(stderr, "encoded %d image%s (%d tokens) in %.1f ms\n", n_images, n_images == 1 ? "" : "s", image_tokens,
                 encode_seconds * 1e3);
-        status = answer_with_media(program, ctx, &args, "<image>\n", (const qwen_image *const *)images, n_images, NULL, 0);
+        answer_text answer = {0};
+        status = answer_with_media(program, ctx, &args, "<image>\n", (const qwen_image *const *)images, n_images, NULL, 0,
+                                   boxes_path ? &answer : NULL);
+        if (!status && boxes_path) status = draw_boxes(boxes_path, images[n_images - 1], answer.text ? answer.text : "");
+        free(answer.text);
     }
     for (int i = 0; i < n_images; i++) qwen_image_free(images[i]);
     qwen_context_free(ctx);

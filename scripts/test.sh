@@ -27,7 +27,12 @@ samples/bin/qwen-chat -m .build/tiny-q4_k_m.gguf -p "Hello" -n 8 --seed 1
 V=Tests/Fixtures/vision A=Tests/Fixtures/audio
 samples/bin/qwen-vl -m $V/qwen2vl-hf --image $V/images/rgb_333x215.png --image $V/images/photo_640x427.jpg -p "Describe" -n 8 --seed 1
 samples/bin/qwen-vl -m $V/qwen2vl-q8_0.gguf --mmproj $V/mmproj-qwen2vl-q8_0.gguf --image $V/images/progressive_301x199.jpg -p "Describe" -n 8
+samples/bin/qwen-quantize Tests/Fixtures/qwen-vl/qwenvl-hf .build/qwenvl-q8_0.gguf Q8_0 --mmproj .build/mmproj-qwenvl-q8_0.gguf
+samples/bin/qwen-vl -m .build/qwenvl-q8_0.gguf --mmproj .build/mmproj-qwenvl-q8_0.gguf --image $V/images/rgb_333x215.png \
+  -p "Where is the dog?" -n 8 --draw-boxes .build/qwenvl-boxes.png
+test -s .build/qwenvl-boxes.png
 samples/bin/qwen-audio -m $A/qwen2audio-hf --audio $A/inputs/speech.wav -p "What does the speaker say?" -n 8 --seed 1
+samples/bin/qwen-audio -m Tests/Fixtures/qwen-audio/qwenaudio-hf --audio $A/inputs/speech.wav -p "What does the speaker say?" -n 8 --seed 1
 samples/bin/qwen-audio -m $A/qwen2audio-f16.gguf --mmproj $A/mmproj-qwen2audio-f16.gguf --audio $A/inputs/speech.flac -p "Transcribe" -n 8
 tail -c +45 $A/inputs/speech.wav | samples/bin/qwen-audio -m $A/qwen2audio-hf --audio - --rate 22050 -p "Transcribe" -n 8
 if samples/bin/qwen-audio -m Tests/Fixtures/tiny/qwen2-q8_0.gguf --audio $A/inputs/speech.wav -p x -n 1 2>/dev/null; then

@@ -135,6 +135,43 @@ public func qwenImageHeight(_ img: OpaquePointer?) -> Int32 {
     guarded { Int32(try imageHandle(img, "qwen_image_height").image.height) }
 }
 
+@_cdecl("qwen_image_copy_rgb8")
+public func qwenImageCopyRGB8(_ img: OpaquePointer?, _ out: UnsafeMutablePointer<UInt8>?, _ capacity: Int64) -> Int64 {
+    do {
+        let pixels = try imageHandle(img, "qwen_image_copy_rgb8").image.pixels
+        guard capacity >= 0, out != nil || capacity == 0 else {
+            throw QwenError.invalidArgument("qwen_image_copy_rgb8: out is NULL or capacity negative")
+        }
+        guard capacity >= Int64(pixels.count) else {
+            throw QwenError(.bufferTooSmall, "qwen_image_copy_rgb8: \(pixels.count) bytes needed, capacity \(capacity)")
+        }
+        pixels.withUnsafeBufferPointer { out!.update(from: $0.baseAddress!, count: pixels.count) }
+        return Int64(pixels.count)
+    } catch { return Int64(fail(error)) }
+}
+
+@_cdecl("qwen_grounding_boxes")
+public func qwenGroundingBoxes(_ text: UnsafePointer<CChar>?, _ width: Int32, _ height: Int32, _ out: UnsafeMutablePointer<qwen_box>?,
+                               _ capacity: Int32) -> Int32 {
+    guarded {
+        guard let text else { throw QwenError.invalidArgument("qwen_grounding_boxes: text is NULL") }
+        guard capacity >= 0, out != nil || capacity == 0 else {
+            throw QwenError.invalidArgument("qwen_grounding_boxes: boxes is NULL or capacity negative")
+        }
+        guard (width > 0 && height > 0) || (width == 0 && height == 0) else {
+            throw QwenError.invalidArgument("qwen_grounding_boxes: the image size must be positive, or 0 x 0")
+        }
+        let boxes = Grounding.boxes(in: String(cString: text))
+        func clamp(_ v: Int) -> Int32 { Int32(clamping: v) }
+        for (i, b) in boxes.prefix(Int(capacity)).enumerated() {
+            let p = width > 0 ? b.pixels(width: Int(width), height: Int(height)) : (b.x1, b.y1, b.x2, b.y2)
+            out![i] = qwen_box(x1: clamp(p.0), y1: clamp(p.1), x2: clamp(p.2), y2: clamp(p.3),
+                               ref_offset: b.refBytes.map { clamp($0.lowerBound) } ?? -1, ref_length: clamp(b.refBytes?.count ?? 0))
+        }
+        return Int32(clamping: boxes.count)
+    }
+}
+
 @_cdecl("qwen_image_set_pixel_bounds")
 public func qwenImageSetPixelBounds(_ img: OpaquePointer?, _ minPixels: Int64, _ maxPixels: Int64) -> Int32 {
     guarded {

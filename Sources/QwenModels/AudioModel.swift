@@ -4,16 +4,20 @@ import QwenTensors
 import QwenTokenizer
 
 /// What a model needs to take audio: the feature extractor, the audio tower with its projector, and the prompt
-/// tokens (`<|AUDIO|>` stands for a clip's rows, between `<|audio_bos|>` and `<|audio_eos|>`).
+/// syntax: Qwen2-Audio's `<|audio_bos|><|AUDIO|><|audio_eos|>`, where `<|AUDIO|>` stands for a clip's rows, or the
+/// first-generation Qwen-Audio's `<audio></audio>`, whose whole span (the tags included) the rows replace; here it
+/// is the one placeholder `[[[AUDIO:modality]]]` (the reference's audio pad), which the rows (bos, clip, eos) replace.
 public final class AudioModel: @unchecked Sendable {
     public let encoder: Qwen2AudioEncoder
     public let features: WhisperFeatureExtractor
-    /// `<|AUDIO|>`: the placeholder one clip's rows replace.
+    /// The placeholder one clip's rows replace (`<|AUDIO|>`, `[[[AUDIO:modality]]]`).
     public let audioTokenID: Int32
-    public let audioStartID: Int32?
-    public let audioEndID: Int32?
+    /// A clip in prompt text.
+    public let promptSyntax: String
     /// Where the tower came from (the model folder or the mmproj file).
     public let source: String
+
+    var isQwenAudio: Bool { encoder.config.kind == .qwenAudio }
 
     init(encoder: Qwen2AudioEncoder, features: WhisperFeatureExtractor, audioTokenID: Int32, tokenizer: Tokenizer,
          source: String) throws {
@@ -24,16 +28,30 @@ public final class AudioModel: @unchecked Sendable {
         self.encoder = encoder
         self.features = features
         self.audioTokenID = audioTokenID
-        audioStartID = tokenizer.tokenID("<|audio_bos|>")
-        audioEndID = tokenizer.tokenID("<|audio_eos|>")
+        promptSyntax = encoder.config.kind == .qwenAudio ? "[[[AUDIO:modality]]]" : "<|audio_bos|><|AUDIO|><|audio_eos|>"
         self.source = source
+    }
+
+    /// The line a chat's N-th clip takes, as the models' chat formats write it: Qwen2-Audio-Instruct's template
+    /// "Audio N: <|audio_bos|>…\n", Qwen-Audio-Chat's `from_list_format` "Audio N:<audio>…</audio>\n".
+    public func chatLine(_ n: Int) -> String { "Audio \(n):" + (isQwenAudio ? "" : " ") + promptSyntax + "\n" }
+
+    /// Prompt text with the placeholders hosts write for Qwen-Audio (`<audio></audio>`) in the model's syntax.
+    public func expandPlaceholders(_ text: String) -> String {
+        guard isQwenAudio, text.contains("<audio></audio>") else { return text }
+        return text.split(separator: "<audio></audio>", omittingEmptySubsequences: false).joined(separator: promptSyntax)
+    }
+
+    /// Mel frames of a window that belong to the clip: Qwen2-Audio's processor counts ceil(samples / hop), the
+    /// original Qwen-Audio floor(samples / hop).
+    func validFrames(samples: Int) -> Int {
+        let s = features.settings
+        return isQwenAudio ? min(s.windowFrames, min(samples, s.windowSamples) / s.hopLength) : features.validFrames(samples: samples)
     }
 
     /// Rows the LLM receives for a clip: the sum over its 30-second windows.
     public func tokenCount(_ clip: AudioClip) -> Int {
-        features.windows(sampleCount: clip.samples.count).reduce(0) {
-            $0 + encoder.lengths(validFrames: features.validFrames(samples: $1.count)).tokens
-        }
+        features.windows(sampleCount: clip.samples.count).reduce(0) { $0 + encoder.rows(validFrames: validFrames(samples: $1.count)) }
     }
 
     /// The embeddings of a clip, rows × outputSize floats: the tower's projected rows of each 30-second window,
@@ -45,12 +63,12 @@ public final class AudioModel: @unchecked Sendable {
         var buffer = [Float](repeating: 0, count: s.melBins * s.windowFrames)
         var values: [Float] = [], rows = 0
         for window in features.windows(sampleCount: clip.samples.count) {
-            let valid = features.validFrames(samples: window.count)
-            let tokens = encoder.lengths(validFrames: valid).tokens
+            let valid = validFrames(samples: window.count)
+            let tokens = encoder.rows(validFrames: valid)
             if tokens == 0 && rows > 0 { continue }
             guard tokens > 0 else {
                 throw QwenError.invalidArgument("audio clip too short: \(clip.samples.count) samples at 16 kHz give no audio token " +
-                                                "(Qwen2-Audio needs at least \(2 * s.hopLength + 1))")
+                                                "(at least \(2 * s.hopLength + (isQwenAudio ? s.hopLength : 1)) are needed)")
             }
             clip.samples.withUnsafeBufferPointer { x in
                 buffer.withUnsafeMutableBufferPointer {
@@ -68,6 +86,16 @@ public final class AudioModel: @unchecked Sendable {
     /// audio token id (`audio_token_index`, or transformers 5's `audio_token_id`), `preprocessor_config.json`
     /// (defaults: Qwen2-Audio's). nil for other models.
     static func huggingFace(folder: String, config: JSON, weights: WeightStore, tokenizer: Tokenizer, hidden: Int) throws -> AudioModel? {
+        if config["model_type"]?.string == "qwen", let audio = config["audio"], audio.object != nil {  // Qwen-Audio
+            let c = try AudioEncoderConfig(qwenAudio: audio, textHidden: hidden)
+            var settings = AudioFeatureSettings()
+            settings.melBins = c.melBins
+            guard let id = tokenizer.tokenID("[[[AUDIO:modality]]]") else {
+                throw QwenError.format("'\(folder)': the tokenizer lacks Qwen-Audio's [[[AUDIO:modality]]] token")
+            }
+            return try AudioModel(encoder: Qwen2AudioEncoder(config: c, weights: weights), features: WhisperFeatureExtractor(settings: settings),
+                                  audioTokenID: id, tokenizer: tokenizer, source: folder)
+        }
         guard config["model_type"]?.string == "qwen2_audio" else { return nil }
         let c = try AudioEncoderConfig(huggingFace: config["audio_config"], textHidden: hidden)
         var settings = AudioFeatureSettings()
@@ -94,8 +122,10 @@ public final class AudioModel: @unchecked Sendable {
             throw QwenError.invalidArgument("'\(gguf.file.path)' projects to \(c.outputSize) floats, the model's hidden size is " +
                                             "\(model.config.hiddenSize)")
         }
-        guard let id = model.tokenizer.tokenID("<|AUDIO|>") else {
-            throw QwenError.unsupported("the model's tokenizer has no <|AUDIO|> token: it is not Qwen2-Audio's language model")
+        let placeholder = c.kind == .qwenAudio ? "[[[AUDIO:modality]]]" : "<|AUDIO|>"
+        guard let id = model.tokenizer.tokenID(placeholder) else {
+            throw QwenError.unsupported("the model's tokenizer has no \(placeholder) token: it is not the language model of the projector's " +
+                                        (c.kind == .qwenAudio ? "Qwen-Audio" : "Qwen2-Audio"))
         }
         let store = WeightStore(gguf: gguf)
         store.loadPool = Model.loadPool(model.options)

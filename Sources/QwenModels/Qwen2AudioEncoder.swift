@@ -7,8 +7,19 @@ import Glibc
 import Musl
 #endif
 
-/// Hyperparameters of Qwen2-Audio's audio tower (a Whisper-large-v3-style encoder) and its projector.
+/// Hyperparameters of Qwen2-Audio's audio tower (a Whisper-large-v3-style encoder) and its projector, or of the
+/// first-generation Qwen-Audio's (Whisper-large-v2-style, 80 mel bins).
 public struct AudioEncoderConfig: Sendable, Equatable {
+    public enum Kind: Sendable {
+        /// transformers' Qwen2AudioEncoder: the clip's mel frames are ceil(samples / hop), the first convolution sees
+        /// the window's padded frames after them.
+        case qwen2Audio
+        /// The original Qwen-Audio `audio.py`: floor(samples / hop) mel frames, the first convolution sees zeros past
+        /// the clip's 2T frames, and the rows are framed by the learned `audio_bos_eos_token` embeddings.
+        case qwenAudio
+    }
+
+    public var kind = Kind.qwen2Audio
     public var melBins = 128
     public var width = 1280            // d_model
     public var layers = 32             // encoder_layers
@@ -41,14 +52,35 @@ public struct AudioEncoderConfig: Sendable, Equatable {
         try validate()
     }
 
+    /// config.json's `audio` object of the first-generation Qwen-Audio (`n_mels`, `n_ctx`, `n_state`, `n_head`,
+    /// `n_layer`, `output_dim`).
+    public init(qwenAudio a: JSON, textHidden: Int) throws {
+        kind = .qwenAudio
+        melBins = a["n_mels"]?.int ?? 80
+        width = a["n_state"]?.int ?? 1280
+        layers = a["n_layer"]?.int ?? 32
+        heads = a["n_head"]?.int ?? 20
+        feedForwardSize = 4 * width
+        maxSourcePositions = a["n_ctx"]?.int ?? 1500
+        outputSize = a["output_dim"]?.int ?? textHidden
+        guard outputSize == textHidden else {
+            throw QwenError.format("the Qwen-Audio encoder gives \(outputSize) floats, the language model's hidden size is \(textHidden)")
+        }
+        guard a["avg_pool"]?.bool ?? true, a["add_audio_bos_eos_token"]?.bool ?? true else {
+            throw QwenError.unsupported("Qwen-Audio encoders without average pooling or audio bos/eos embeddings are not supported")
+        }
+        try validate()
+    }
+
     /// The `clip.audio.*` keys llama.cpp's converter writes into an audio mmproj (projector type "qwen2a").
     public init(mmproj gguf: GGUFFile) throws {
         guard let type = gguf["clip.projector_type"]?.string ?? gguf["clip.audio.projector_type"]?.string else {
             throw QwenError.format("'\(gguf.file.path)' has no clip.projector_type: not an mmproj file")
         }
-        guard type == "qwen2a" else {
-            throw QwenError.unsupported("audio projector type '\(type)' is not supported (qwen2a: Qwen2-Audio is)")
+        guard type == "qwen2a" || type == ProjectorExport.qwenAudioProjectorType else {
+            throw QwenError.unsupported("audio projector type '\(type)' is not supported (qwen2a: Qwen2-Audio, qwenaudio: Qwen-Audio)")
         }
+        if type == ProjectorExport.qwenAudioProjectorType { kind = .qwenAudio }
         func int(_ key: String) throws -> Int {
             guard let v = gguf["clip.audio.\(key)"]?.int else { throw QwenError.format("mmproj lacks clip.audio.\(key)") }
             return v
@@ -108,6 +140,8 @@ public final class Qwen2AudioEncoder: @unchecked Sendable {
     let layers: [Layer]
     let postNorm: (weight: [Float], bias: [Float])
     let projector: Dense
+    /// Qwen-Audio's bos and eos rows (`audio_bos_eos_token`), 2 × outputSize.
+    let boundaries: [Float]?
     /// Keeps the mapped files alive: matrices read them in place (and pack from them on first use).
     let weights: WeightStore
 
@@ -149,7 +183,7 @@ public final class Qwen2AudioEncoder: @unchecked Sendable {
         } else {
             positions = Self.sinusoids(length: c.maxSourcePositions, channels: d)
         }
-        let f = c.feedForwardSize
+        let f = try store.require("a.blk.0.ffn_up.weight").shape.first ?? c.feedForwardSize
         layers = try (0 ..< c.layers).map { i in
             let p = "a.blk.\(i)"
             return Layer(
@@ -164,6 +198,7 @@ public final class Qwen2AudioEncoder: @unchecked Sendable {
         }
         postNorm = (try vector("a.post_ln.weight", d), try vector("a.post_ln.bias", d))
         projector = try dense("mm.a.fc", rows: c.outputSize, columns: d)
+        boundaries = c.kind == .qwenAudio ? try vector("a.bos_eos.weight", 2 * c.outputSize) : nil
     }
 
     /// Whisper's sinusoidal table: sin for the first half of the channels, cos for the second, timescales
@@ -182,15 +217,23 @@ public final class Qwen2AudioEncoder: @unchecked Sendable {
         return out
     }
 
-    /// Positions after the convolutions for `validFrames` mel frames, and the rows the LLM receives
-    /// (transformers' `_get_feat_extract_output_lengths`).
+    /// Positions after the convolutions for `validFrames` mel frames, and the pooled rows
+    /// (transformers' `_get_feat_extract_output_lengths`, the original `get_T_after_cnn`).
     public func lengths(validFrames l: Int) -> (positions: Int, tokens: Int) {
         let positions = l > 0 ? (l - 1) / 2 + 1 : 0
         return (positions, positions >= 2 ? (positions - 2) / 2 + 1 : 0)
     }
 
+    /// Rows the LLM receives for `validFrames` mel frames: the pooled rows, with Qwen-Audio's bos and eos around
+    /// them (0 when there is no pooled row).
+    public func rows(validFrames l: Int) -> Int {
+        let pooled = lengths(validFrames: l).tokens
+        return pooled > 0 && boundaries != nil ? pooled + 2 : pooled
+    }
+
     /// Runs the tower on one window of features ([melBins][frames] floats, frames = `config.inputFrames`, of which
-    /// the first `validFrames` belong to the clip) and returns the projected rows, tokens × outputSize floats.
+    /// the first `validFrames` belong to the clip) and returns the projected rows, `rows(validFrames:)` × outputSize
+    /// floats.
     public func encode(features: UnsafePointer<Float>, validFrames: Int, pool: ThreadPool?) throws -> [Float] {
         let c = config, d = c.width, frames = c.inputFrames
         guard validFrames > 0, validFrames <= frames else {
@@ -200,7 +243,7 @@ public final class Qwen2AudioEncoder: @unchecked Sendable {
         guard tokens > 0 else {
             throw QwenError.invalidArgument("audio too short: \(validFrames) mel frames give no audio token (at least 3 are needed)")
         }
-        let f = c.feedForwardSize
+        let f = layers.first?.up.weight.rows ?? c.feedForwardSize
         let weights = [conv1.weight, conv2.weight, projector.weight] + layers.flatMap { [$0.query.weight, $0.up.weight, $0.down.weight] }
         let scratchBytes = weights.map { $0.scratchBytes(tokens: 2 * n) }.max()!
         let scratch = try AlignedBuffer<UInt8>(count: scratchBytes, what: "audio encoder scratch")
@@ -224,8 +267,10 @@ public final class Qwen2AudioEncoder: @unchecked Sendable {
             }
         }
 
-        // conv1 over mel frames 0 ..< 2n (conv2 reads them), as im2col rows [t][mel·3 + k] = features[mel][t + k - 1]
+        // conv1 over mel frames 0 ..< 2n (conv2 reads them), as im2col rows [t][mel·3 + k] = features[mel][t + k - 1];
+        // Qwen-Audio's reference slices the mel to those frames first, so its conv1 sees zeros after them
         let t1 = min(frames, 2 * n), m = c.melBins
+        let readable = c.kind == .qwenAudio ? t1 : frames
         let colsP = cols.pointer
         for t in 0 ..< t1 {
             let row = colsP + t * m * 3
@@ -233,11 +278,11 @@ public final class Qwen2AudioEncoder: @unchecked Sendable {
                 let src = features + i * frames
                 row[i * 3] = t > 0 ? src[t - 1] : 0
                 row[i * 3 + 1] = src[t]
-                row[i * 3 + 2] = t + 1 < frames ? src[t + 1] : 0
+                row[i * 3 + 2] = t + 1 < readable ? src[t + 1] : 0
             }
         }
         run(conv1, colsP, rows: t1, h1.pointer)
-        Self.gelu(h1.pointer, count: t1 * d)
+        Ops.gelu(h1.pointer, count: t1 * d)
         // conv2, stride 2: [j][ch·3 + k] = h1[2j + k - 1][ch]
         for j in 0 ..< n {
             let row = colsP + j * d * 3
@@ -252,7 +297,7 @@ public final class Qwen2AudioEncoder: @unchecked Sendable {
             }
         }
         run(conv2, colsP, rows: n, x.pointer)
-        Self.gelu(x.pointer, count: n * d)
+        Ops.gelu(x.pointer, count: n * d)
         positions.withUnsafeBufferPointer { Ops.add(x.pointer, $0.baseAddress!, count: n * d) }
 
         let spans = [AttentionSpan(0 ..< n)]
@@ -275,7 +320,7 @@ public final class Qwen2AudioEncoder: @unchecked Sendable {
                 }
             }
             run(layer.up, h.pointer, rows: n, up.pointer)
-            Self.gelu(up.pointer, count: n * f)
+            Ops.gelu(up.pointer, count: n * f)
             run(layer.down, up.pointer, rows: n, h.pointer)
             Ops.add(x.pointer, h.pointer, count: n * d)
         }
@@ -291,46 +336,40 @@ public final class Qwen2AudioEncoder: @unchecked Sendable {
         }
         var out = [Float](repeating: 0, count: tokens * c.outputSize)
         out.withUnsafeMutableBufferPointer { run(projector, q.pointer, rows: tokens, $0.baseAddress!) }
-        return out
-    }
-
-    /// x = x/2 · (1 + erf(x/√2)) in place (PyTorch's exact GELU). erf by Abramowitz & Stegun 7.1.26
-    /// (|error| < 1.5e-7) on 8 lanes.
-    static func gelu(_ x: UnsafeMutablePointer<Float>, count: Int) {
-        let raw = UnsafeMutableRawPointer(x)
-        var i = 0
-        while i + 8 <= count {
-            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            raw.storeBytes(of: gelu8(v), toByteOffset: i * 4, as: SIMD8<Float>.self)
-            i += 8
-        }
-        if i < count {
-            var tail = SIMD8<Float>(repeating: 0)
-            for j in i ..< count { tail[j - i] = x[j] }
-            let r = gelu8(tail)
-            for j in i ..< count { x[j] = r[j - i] }
-        }
-    }
-
-    @inline(__always)
-    static func gelu8(_ v: SIMD8<Float>) -> SIMD8<Float> {
-        let z = v * 0.707_106_781_186_547_5
-        let negative = z .< SIMD8<Float>(repeating: 0)
-        let a = z.replacing(with: -z, where: negative)
-        let t = 1 / (1 + 0.327_591_1 * a)
-        var p = SIMD8<Float>(repeating: 1.061_405_429)
-        p = p * t - 1.453_152_027
-        p = p * t + 1.421_413_741
-        p = p * t - 0.284_496_736
-        p = p * t + 0.254_829_592
-        p = p * t
-        let e = 1 - p * Ops.exp8(-(a * a))
-        let erf = e.replacing(with: -e, where: negative)
-        return 0.5 * v * (1 + erf)
+        guard let boundaries else { return out }
+        return Array(boundaries[0 ..< c.outputSize]) + out + Array(boundaries[c.outputSize...])
     }
 }
 
 extension WeightStore {
+    /// Our mmproj-style name of an original Qwen-Audio tensor (`transformer.audio.*`), nil for others.
+    static func qwenAudioGGUFName(huggingFace name: String) -> String? {
+        guard name.hasPrefix("transformer.audio.") else { return nil }
+        let n = name.dropFirst("transformer.audio.".count)
+        let globals: [(Substring, String)] = [
+            ("conv1.weight", "a.conv1d.1.weight"), ("conv1.bias", "a.conv1d.1.bias"),
+            ("conv2.weight", "a.conv1d.2.weight"), ("conv2.bias", "a.conv1d.2.bias"),
+            ("positional_embedding", "a.position_embd.weight"), ("ln_post.weight", "a.post_ln.weight"),
+            ("ln_post.bias", "a.post_ln.bias"), ("proj.weight", "mm.a.fc.weight"), ("proj.bias", "mm.a.fc.bias"),
+            ("audio_bos_eos_token.weight", "a.bos_eos.weight"),
+        ]
+        if let g = globals.first(where: { $0.0 == n }) { return g.1 }
+        guard n.hasPrefix("blocks.") else { return nil }
+        let rest = n.dropFirst("blocks.".count)
+        guard let dot = rest.firstIndex(of: "."), let block = Int(rest[..<dot]), block >= 0 else { return nil }
+        let suffix = rest[rest.index(after: dot)...]
+        let parts: [(Substring, String)] = [
+            ("attn_ln", "ln1"), ("mlp_ln", "ln2"), ("attn.query", "attn_q"), ("attn.key", "attn_k"), ("attn.value", "attn_v"),
+            ("attn.out", "attn_out"), ("mlp.0", "ffn_up"), ("mlp.2", "ffn_down"),
+        ]
+        for (hf, gguf) in parts {
+            for kind in ["weight", "bias"] where suffix == hf + "." + kind {
+                return "a.blk.\(block).\(gguf).\(kind)"
+            }
+        }
+        return nil
+    }
+
     /// The llama.cpp mmproj name of a Hugging Face Qwen2-Audio tensor (`audio_tower.*`, `multi_modal_projector.*`,
     /// with or without transformers 5's `model.` prefix), nil for other tensors.
     static func audioGGUFName(huggingFace name: String) -> String? {

@@ -421,7 +421,7 @@ public final class Qwen2VLVisionEncoder: ImageEncoder, @unchecked Sendable {
         for u0 in stride(from: 0, to: units, by: chunk) {
             let rows = min(chunk, units - u0)
             mul(merger0, h.pointer + u0 * merged, rows, a.pointer)
-            Self.gelu(a.pointer, count: rows * merged)
+            Ops.gelu(a.pointer, count: rows * merged)
             mul(merger2, a.pointer, rows, projected.pointer)
             result.withUnsafeMutableBufferPointer { r in
                 for i in 0 ..< rows {
@@ -514,10 +514,6 @@ public final class Qwen2VLVisionEncoder: ImageEncoder, @unchecked Sendable {
         }
     }
 
-    /// The exact GELU: x/2 · (1 + erf(x / √2)).
-    static func gelu(_ x: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0 ..< count { x[i] = 0.5 * x[i] * (1 + erff(x[i] * 0.707_106_77)) }
-    }
 }
 
 extension Linear {

@@ -303,7 +303,7 @@ public final class QwenVLVisionEncoder: ImageEncoder, @unchecked Sendable {
             for r0 in stride(from: 0, to: n, by: chunk) {
                 let rows = min(chunk, n - r0)
                 mul(blk.up, h.pointer + r0 * e, rows, a.pointer)
-                Qwen2VLVisionEncoder.gelu(a.pointer, count: rows * blk.up.weight.rows)
+                Ops.gelu(a.pointer, count: rows * blk.up.weight.rows)
                 mul(blk.down, a.pointer, rows, fused.pointer + r0 * e)
             }
             Ops.add(x.pointer, fused.pointer, count: n * e)

@@ -74,6 +74,9 @@ public final class VisionModel: @unchecked Sendable {
         return text.split(separator: "<img></img>", omittingEmptySubsequences: false).joined(separator: promptSyntax)
     }
 
+    /// Qwen-VL-Chat's prompts name each image `Picture N: ` before its tags.
+    public var numbersPictures: Bool { promptSyntax == Self.qwenVLSyntax }
+
     static let qwen2VLSyntax = "<|vision_start|><|image_pad|><|vision_end|>"
     static let qwenVLSyntax = "<img><imgpad></img>"
 
@@ -104,7 +107,8 @@ public final class VisionModel: @unchecked Sendable {
     /// `preprocessor_config.json`). nil for models without one.
     static func huggingFace(folder: String, config: JSON, weights: WeightStore, tokenizer: Tokenizer, hidden: Int) throws -> VisionModel? {
         if let visual = config["visual"], config["model_type"]?.string == "qwen" {
-            return try qwenVL(visual: visual, weights: weights, tokenizer: tokenizer, hidden: hidden, source: folder)
+            return try qwenVL(try QwenVLVisionConfig(huggingFace: visual), weights: weights, tokenizer: tokenizer, hidden: hidden,
+                              source: folder)
         }
         guard ["qwen2_vl", "qwen2_5_vl"].contains(config["model_type"]?.string ?? ""), config["vision_config"] != nil else { return nil }
         let c = try VisionConfig(huggingFace: config)
@@ -126,8 +130,7 @@ public final class VisionModel: @unchecked Sendable {
     }
 
     /// The first-generation Qwen-VL tower (config.json's `visual`, or our GGUF's keys) over `weights`.
-    static func qwenVL(visual: JSON, weights: WeightStore, tokenizer: Tokenizer, hidden: Int, source: String) throws -> VisionModel {
-        let c = try QwenVLVisionConfig(huggingFace: visual)
+    static func qwenVL(_ c: QwenVLVisionConfig, weights: WeightStore, tokenizer: Tokenizer, hidden: Int, source: String) throws -> VisionModel {
         guard c.outputSize == hidden else {
             throw QwenError.format("the Qwen-VL resampler gives \(c.outputSize) floats, the language model's hidden size is \(hidden)")
         }
@@ -138,7 +141,7 @@ public final class VisionModel: @unchecked Sendable {
                            promptSyntax: qwenVLSyntax, source: source)
     }
 
-    /// Whether a GGUF file is a vision mmproj (llama.cpp's `clip.has_vision_encoder`).
+    /// Whether a GGUF file is a vision mmproj (llama.cpp's `clip.has_vision_encoder`, or ours for Qwen-VL).
     public static func isVisionProjector(_ gguf: GGUFFile) -> Bool {
         gguf["general.architecture"]?.string == "clip" && gguf["clip.has_vision_encoder"]?.bool == true
     }
@@ -147,6 +150,13 @@ public final class VisionModel: @unchecked Sendable {
     /// file's mean/std and `clip.vision.image_min_pixels` / `image_max_pixels` when present, else the reference
     /// defaults.
     public static func mmproj(_ gguf: GGUFFile, for model: Model) throws -> VisionModel {
+        if gguf["clip.projector_type"]?.string == ProjectorExport.qwenVLProjectorType {  // ours (ProjectorExport.swift)
+            let store = WeightStore(gguf: gguf)
+            store.loadPool = Model.loadPool(model.options)
+            defer { store.loadPool = nil }
+            return try qwenVL(try QwenVLVisionConfig(gguf: gguf), weights: store, tokenizer: model.tokenizer,
+                              hidden: model.config.hiddenSize, source: gguf.file.path)
+        }
         let c = try VisionConfig(gguf: gguf)
         guard c.outputSize == model.config.hiddenSize else {
             throw QwenError.invalidArgument("'\(gguf.file.path)' projects to \(c.outputSize) floats, the model's hidden size is " +

@@ -111,6 +111,7 @@ public final class WeightStore: @unchecked Sendable {
         if let vision = visionGGUFName(huggingFace: name) { return vision }  // Qwen2-VL towers (Qwen2VLVision.swift)
         if let vision = qwenVLVisionGGUFName(huggingFace: name) { return vision }  // Qwen-VL (QwenVLVision.swift)
         if let audio = audioGGUFName(huggingFace: name) { return audio }  // Qwen2AudioEncoder.swift
+        if let audio = qwenAudioGGUFName(huggingFace: name) { return audio }  // Qwen-Audio, the same file
         var n = Substring(name)
         for prefix in ["model.language_model.", "language_model.model.", "language_model.", "model."] where n.hasPrefix(prefix) {
             n = n.dropFirst(prefix.count)

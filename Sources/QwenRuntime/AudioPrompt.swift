@@ -38,18 +38,20 @@ extension Context {
         }
     }
 
-    /// `<audio>` markers in chat messages → the Qwen2-Audio-Instruct template's clip line,
-    /// "Audio N: <|audio_bos|><|AUDIO|><|audio_eos|>\n", numbered over the whole conversation (when the model takes audio).
+    /// `<audio>` markers in chat messages → the model's clip line ("Audio N: <|audio_bos|><|AUDIO|><|audio_eos|>\n",
+    /// Qwen-Audio's "Audio N:<audio></audio>\n"), numbered over the whole conversation (when the model takes audio).
+    /// Qwen-Audio's own `<audio></audio>` is its syntax, not a marker.
     func expandAudioMarkers(_ messages: [ChatMessage]) -> [ChatMessage] {
-        guard model.audio != nil else { return messages }
+        guard let audio = model.audio else { return messages }
         var count = 0
         return messages.map { m in
-            guard m.content.contains("<audio>") else { return m }
-            let parts = m.content.split(separator: "<audio>", omittingEmptySubsequences: false)
+            let content = audio.expandPlaceholders(m.content)
+            guard content.contains("<audio>") else { return ChatMessage(role: m.role, content: content) }
+            let parts = content.split(separator: "<audio>", omittingEmptySubsequences: false)
             var text = String(parts[0])
             for part in parts.dropFirst() {
                 count += 1
-                text += "Audio \(count): <|audio_bos|><|AUDIO|><|audio_eos|>\n" + part
+                text += audio.chatLine(count) + part
             }
             return ChatMessage(role: m.role, content: text)
         }

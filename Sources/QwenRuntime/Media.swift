@@ -141,7 +141,9 @@ extension Context {
     /// `<|vision_start|>…<|vision_end|>`, one per image, expanded to the image's rows), appended after what the
     /// context holds; like `eval(_:logits:)` otherwise.
     public func evalPrompt(_ text: String, media: [PromptMedia], logits: UnsafeMutablePointer<Float>? = nil) throws {
-        let tokens = model.tokenizer.encode(model.vision?.expandPlaceholders(text) ?? text, parseSpecial: true)
+        var expanded = model.vision?.expandPlaceholders(text) ?? text
+        expanded = model.audio?.expandPlaceholders(expanded) ?? expanded
+        let tokens = model.tokenizer.encode(expanded, parseSpecial: true)
         guard !tokens.isEmpty else { throw QwenError.invalidArgument("empty prompt") }
         try eval(pieces: promptPieces(tokens: tokens, media: media), logits: logits)
     }
@@ -152,18 +154,27 @@ extension Context {
     /// and cached embeddings are reused. The sliding window does not apply to chats with media.
     public func evalChat(_ messages: [ChatMessage], media: [PromptMedia], addGenerationPrompt: Bool, enableThinking: Bool = true) throws {
         guard !messages.isEmpty else { throw QwenError.invalidArgument("no messages") }
-        let expanded = expandAudioMarkers(messages).map { ChatMessage(role: $0.role, content: expandMediaMarkers($0.content)) }
+        var pictures = 0
+        let expanded = expandAudioMarkers(messages).map { ChatMessage(role: $0.role, content: expandMediaMarkers($0.content, pictures: &pictures)) }
         let text = chatTemplate.render(expanded, addGenerationPrompt: addGenerationPrompt, enableThinking: enableThinking)
         let tokens = model.tokenizer.encode(text, parseSpecial: true)
         try evalReusingPrefix(pieces: promptPieces(tokens: tokens, media: media))
     }
 
-    /// `<image>` (and Qwen-VL's `<img></img>`) → the model's image syntax (when the model takes images).
-    func expandMediaMarkers(_ content: String) -> String {
+    /// `<image>` (and Qwen-VL's `<img></img>`) → the model's image syntax (when the model takes images). Qwen-VL
+    /// numbers its images as the reference's `from_list_format` does: `Picture 1: <img>…</img>`, counting in `pictures`
+    /// over the conversation.
+    func expandMediaMarkers(_ content: String, pictures: inout Int) -> String {
         guard let vision = model.vision else { return content }
         let text = vision.expandPlaceholders(content)
         guard text.contains("<image>") else { return text }
-        return text.split(separator: "<image>", omittingEmptySubsequences: false).joined(separator: vision.promptSyntax)
+        let parts = text.split(separator: "<image>", omittingEmptySubsequences: false)
+        var out = String(parts[0])
+        for part in parts.dropFirst() {
+            pictures += 1
+            out += (vision.numbersPictures ? "Picture \(pictures): " : "") + vision.promptSyntax + part
+        }
+        return out
     }
 }
 

@@ -97,6 +97,41 @@ public enum Ops {
         return p * unsafeBitCast(bits, to: SIMD8<Float>.self)
     }
 
+    /// x = x/2 · (1 + erf(x/√2)) in place (PyTorch's exact GELU). erf by Abramowitz & Stegun 7.1.26
+    /// (|error| < 1.5e-7) on 8 lanes.
+    public static func gelu(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        let raw = UnsafeMutableRawPointer(x)
+        var i = 0
+        while i + 8 <= count {
+            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            raw.storeBytes(of: gelu8(v), toByteOffset: i * 4, as: SIMD8<Float>.self)
+            i += 8
+        }
+        if i < count {
+            var tail = SIMD8<Float>(repeating: 0)
+            for j in i ..< count { tail[j - i] = x[j] }
+            let r = gelu8(tail)
+            for j in i ..< count { x[j] = r[j - i] }
+        }
+    }
+
+    @inline(__always)
+    public static func gelu8(_ v: SIMD8<Float>) -> SIMD8<Float> {
+        let z = v * 0.707_106_781_186_547_5
+        let negative = z .< SIMD8<Float>(repeating: 0)
+        let a = z.replacing(with: -z, where: negative)
+        let t = 1 / (1 + 0.327_591_1 * a)
+        var p = SIMD8<Float>(repeating: 1.061_405_429)
+        p = p * t - 1.453_152_027
+        p = p * t + 1.421_413_741
+        p = p * t - 0.284_496_736
+        p = p * t + 0.254_829_592
+        p = p * t
+        let e = 1 - p * exp8(-(a * a))
+        let erf = e.replacing(with: -e, where: negative)
+        return 0.5 * v * (1 + erf)
+    }
+
     /// The largest of `n` values (-infinity for none), 8 lanes at a time.
     public static func maximum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
         let p = UnsafeRawPointer(x)

@@ -23,8 +23,26 @@ extension Tokenizer {
     public static let qwenVLSpecialTokens: [String] =
         qwenV1SpecialTokens + ["<ref>", "</ref>", "<box>", "</box>", "<quad>", "</quad>", "<img>", "</img>", "<imgpad>"]
 
+    /// Qwen-Audio's `tokenization_qwen.py` adds its audio specials (`AUDIO_ST`) after the 208: the audio pad, task,
+    /// language and timestamp tags (`<|0.00|>` … `<|30.00|>`), MIDI pitch and velocity tags, and `<audio>` `</audio>`.
+    public static let qwenAudioSpecialTokens: [String] = {
+        var t = ["[[[AUDIO:modality]]]", "<|startoftranscript|>", "<|startofanalysis|>", "<|translate|>", "<|transcribe|>",
+                 "<|caption|>", "<|keyword|>", "<|unknown|>"]
+        t += ["en", "zh", "de", "es", "ko", "fr", "ja", "it", "zh_tr"].map { "<|\($0)|>" }
+        t += ["<|notimestamps|>", "<|sil|>", "<|timestamps|>"]
+        t += (0 ... 3000).map { "<|\($0 / 100).\($0 % 100 < 10 ? "0" : "")\($0 % 100)|>" }
+        t += ["caption_audiocaps", "caption_clotho", "audioset_ontology", "caption_plain", "itn", "wo_itn", "startofentityvalue",
+              "endofentityvalue", "startofentitytype", "endofentitytype", "named_entity_recognition", "audio_grounding",
+              "startofword", "endofword", "delim", "emotion_recognition", "music_description", "note_analysis", "pitch"].map { "<|\($0)|>" }
+        t += (0 ..< 128).map { "<|midi_pitch_\($0)|>" } + ["<|velocity|>"] + (0 ..< 128).map { "<|midi_velocity_\($0)|>" }
+        t += ["sonic", "instrument", "speaker_meta", "song_meta", "question", "answer", "choice", "scene", "event",
+              "vocal_classification", "speech_understanding", "scenario", "action", "entities", "speech_edit"].map { "<|\($0)|>" }
+        return qwenV1SpecialTokens + t + ["<audio>", "</audio>"]
+    }()
+
     /// Loads `qwen.tiktoken` from a Hugging Face folder of the original layout, with the `eos_token_id`s of
-    /// `generation_config.json` when present, and Qwen-VL's specials when `config.json` has a `visual` tower.
+    /// `generation_config.json` when present, and Qwen-VL's or Qwen-Audio's specials when `config.json` has a
+    /// `visual` or an `audio` tower.
     public static func load(tiktokenFolder path: String) throws -> Tokenizer {
         let file = try FileBytes(path: path + "/qwen.tiktoken", map: true)
         var eos: [Int32] = []
@@ -33,7 +51,11 @@ extension Tokenizer {
             eos = (e.array ?? [e]).compactMap { $0.int }.compactMap { Int32(exactly: $0) }
         }
         var specials = qwenV1SpecialTokens
-        if fileExists(path + "/config.json"), try JSON.parseFile(path + "/config.json")["visual"] != nil { specials = qwenVLSpecialTokens }
+        if fileExists(path + "/config.json") {
+            let config = try JSON.parseFile(path + "/config.json")
+            if config["visual"] != nil { specials = qwenVLSpecialTokens }
+            if config["audio"] != nil { specials = qwenAudioSpecialTokens }
+        }
         return try Tokenizer(tiktoken: file.buffer, specials: specials, extraEndOfGenerationIDs: eos, what: path + "/qwen.tiktoken")
     }
 

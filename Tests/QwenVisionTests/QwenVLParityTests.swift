@@ -109,6 +109,47 @@ import Testing
             next = Int32(argmaxOf(last[...]))
         }
         #expect(greedy == ref["greedy"]!.array!.map { Int32($0.int!) }, "\(name): greedy")
+        // the chat API with `<image>` markers numbers the pictures as the reference's from_list_format does
+        guard !images.isEmpty else { return }
+        var query = ref["query"]!.string!
+        for (k, image) in images.enumerated() {
+            query = query.replacingFirst("Picture \(k + 1): <img>" + image["path"]!.string! + "</img>", with: "<image>")
+        }
+        let chat = try visionContext(model)
+        try chat.evalChat([ChatMessage(role: "system", content: ref["system"]!.string!), ChatMessage(role: "user", content: query)],
+                          media: media, addGenerationPrompt: true)
+        #expect(chat.tokens == plan.tokens, "\(name): chat tokens")
+    }
+}
+
+extension QwenVLParityTests {
+    /// qwen-quantize's conversion of the folder: the text GGUF (architecture qwen) and our projector GGUF
+    /// (qwenvl_resampler) load as a pair and give the folder's outputs: the same at F32, close at Q8_0.
+    @Test(arguments: ["F32", "Q8_0"])
+    func convertedPairMatchesTheFolder(_ type: String) throws {
+        let folder = Self.fixture("qwenvl-hf")
+        let mix = try #require(QuantizationMix(name: type))
+        let text = TestSupport.temporaryPath("qwenvl-\(type).gguf"), projector = TestSupport.temporaryPath("mmproj-qwenvl-\(type).gguf")
+        _ = try GGUFQuantizer.quantize(input: folder, output: text, mix: mix)
+        _ = try ProjectorExport.write(folder: folder, output: projector, mix: mix)
+        let pair = try Model.load(path: text)
+        #expect(pair.vision == nil)
+        try pair.loadProjector(path: projector)
+        let vision = try #require(pair.vision)
+        #expect(vision.promptSyntax == "<img><imgpad></img>")
+        let reference = try Model.load(path: folder)
+        let image = try loadImage("rgb_333x215.png")
+        let a = try visionContext(reference).imageEmbedding(image).values, b = try visionContext(pair).imageEmbedding(image).values
+        let rows = maxAbs(a, b)
+        let prompt = "<|im_start|>user\nPicture 1: <img></img>\nDescribe the image.<|im_end|>\n<|im_start|>assistant\n"
+        let vocab = reference.languageModel.vocabularySize
+        var x = [Float](repeating: 0, count: vocab), y = x
+        try x.withUnsafeMutableBufferPointer { try visionContext(reference).evalPrompt(prompt, media: [ImageInput(image)], logits: $0.baseAddress!) }
+        try y.withUnsafeMutableBufferPointer { try visionContext(pair).evalPrompt(prompt, media: [ImageInput(image)], logits: $0.baseAddress!) }
+        let logits = maxAbs(x, y)
+        print("qwen-vl \(type) GGUF pair vs folder: rows max |Δ| \(rows), last logits max |Δ| \(logits)")
+        #expect(rows <= (type == "F32" ? 1e-5 : 0.1) && logits <= (type == "F32" ? 1e-5 : 0.1))
+        #expect(argmaxOf(x[...]) == argmaxOf(y[...]))
     }
 }
 
@@ -116,5 +157,36 @@ extension String {
     func replacingFirst(_ target: String, with replacement: String) -> String {
         let parts = split(separator: target, maxSplits: 1, omittingEmptySubsequences: false)
         return parts.count == 2 ? parts[0] + replacement + parts[1] : self
+    }
+}
+
+/// The grounding parser against the original `_fetch_all_box_with_ref` and `draw_bbox_on_latest_picture` on
+/// real-looking answers (Tests/Fixtures/qwen-vl/refs/grounding.json).
+@Suite struct GroundingTests {
+    @Test func boxesMatchTheReference() throws {
+        let ref = try QwenVLParityTests.refs("grounding.json")
+        let (width, height) = (640, 427)
+        for c in ref["cases"]!.array! {
+            let name = c["name"]!.string!, text = c["text"]!.string!
+            let got = Grounding.boxes(in: text)
+            if let boxes = c["boxes"]?.array {
+                #expect(got.map { [$0.x1, $0.y1, $0.x2, $0.y2] } == boxes.map { $0["box"]!.array!.map { $0.int! } }, "\(name)")
+                #expect(got.map(\.ref) == boxes.map { $0["ref"]?.string }, "\(name): refs")
+                for b in got {
+                    if let r = b.refBytes { #expect(String(decoding: Array(text.utf8)[r], as: UTF8.self) == b.ref) }
+                }
+                // the boxes the reference draws, in pixels
+                let drawn = (c["draw"]?.array ?? []).compactMap { $0["box"]?.array?.map { $0.int! } }
+                #expect(got.map { let p = $0.pixels(width: width, height: height); return [p.x1, p.y1, p.x2, p.y2] } == drawn, "\(name): pixels")
+            } else {
+                // the reference raises: a box that is not four integers is skipped, an unclosed tag ends the parse
+                #expect(c["error"] != nil)
+                #expect(got.isEmpty, "\(name): \(got)")
+            }
+        }
+        let partial = Grounding.boxes(in: "<ref>a</ref><box>(1,2),(3,4)</box> and <ref>b</ref><box>(5,6),(7")
+        #expect(partial.map(\.ref) == ["a"])
+        let mixed = Grounding.boxes(in: "<box>(1,2),(3)</box><ref>c</ref><box>(1,2),(3,4)</box>")
+        #expect(mixed.map(\.ref) == ["c"])
     }
 }

@@ -391,6 +391,19 @@ static void test_table(void) {
     ROW(qwen_model_quantize, "pure 2", INVALID, qwen_model_quantize(path_of("tiny/qwen2-f32.gguf"), scratch_path("q.gguf"), &bad_qp));
     ROW(qwen_model_quantize, "output in a missing folder", QWEN_ERR_IO,
         qwen_model_quantize(path_of("tiny/qwen2-f32.gguf"), "/nonexistent/dir/q.gguf", &qp));
+    ROW(qwen_model_export_projector, "input NULL", INVALID, qwen_model_export_projector(NULL, scratch_path("p.gguf"), &qp));
+    ROW(qwen_model_export_projector, "output NULL", INVALID, qwen_model_export_projector(path_of("qwen-vl/qwenvl-hf"), NULL, &qp));
+    ROW(qwen_model_export_projector, "missing folder", QWEN_ERR_IO, qwen_model_export_projector("/nonexistent", scratch_path("p.gguf"), &qp));
+    ROW(qwen_model_export_projector, "a GGUF file, not a folder", QWEN_ERR_IO,
+        qwen_model_export_projector(path_of("tiny/qwen2-f32.gguf"), scratch_path("p.gguf"), &qp));
+    ROW(qwen_model_export_projector, "a Qwen2-VL folder (llama.cpp's converter writes its projector)", QWEN_ERR_UNSUPPORTED,
+        qwen_model_export_projector(path_of("vision/qwen2vl-hf"), scratch_path("p.gguf"), &qp));
+    bad_qp = qp;
+    bad_qp.type = "Q9_9";
+    ROW(qwen_model_export_projector, "unknown type", QWEN_ERR_UNSUPPORTED,
+        qwen_model_export_projector(path_of("qwen-vl/qwenvl-hf"), scratch_path("p.gguf"), &bad_qp));
+    ROW(qwen_model_export_projector, "output in a missing folder", QWEN_ERR_IO,
+        qwen_model_export_projector(path_of("qwen-vl/qwenvl-hf"), "/nonexistent/dir/p.gguf", &qp));
 
     qwen_context_free(ctx);
     qwen_model_free(model);
@@ -526,6 +539,7 @@ static void test_media_table(void) {
         const qwen_image *list[2] = {img, bi};
         ROW(qwen_image_width, w, INVALID, qwen_image_width(bi));
         ROW(qwen_image_height, w, INVALID, qwen_image_height(bi));
+        ROW(qwen_image_copy_rgb8, w, INVALID, qwen_image_copy_rgb8(bi, (uint8_t *)floats, sizeof floats));
         ROW(qwen_image_set_pixel_bounds, w, INVALID, qwen_image_set_pixel_bounds(bi, 0, 0));
         ROW(qwen_image_n_tokens, w, INVALID, qwen_image_n_tokens(vlm, bi));
         ROW(qwen_image_embed, w, INVALID, qwen_image_embed(vctx, bi, floats, 4096, &n));
@@ -676,6 +690,30 @@ static void test_media_table(void) {
     ROW(qwen_image_n_tokens, "aspect ratio 201", INVALID, qwen_image_n_tokens(vlm, wide));
     ROW(qwen_image_width, "valid", 28, qwen_image_width(img));
     ROW(qwen_image_height, "valid", 28, qwen_image_height(img));
+    ROW(qwen_image_copy_rgb8, "valid", 28 * 28 * 3, qwen_image_copy_rgb8(img, (uint8_t *)floats, sizeof floats));
+    ROW(qwen_image_copy_rgb8, "capacity 0 (size query)", QWEN_ERR_BUFFER_TOO_SMALL, qwen_image_copy_rgb8(img, NULL, 0));
+    ROW(qwen_image_copy_rgb8, "capacity one byte short", QWEN_ERR_BUFFER_TOO_SMALL,
+        qwen_image_copy_rgb8(img, (uint8_t *)floats, 28 * 28 * 3 - 1));
+    ROW(qwen_image_copy_rgb8, "out NULL, capacity 10", INVALID, qwen_image_copy_rgb8(img, NULL, 10));
+    ROW(qwen_image_copy_rgb8, "capacity -1", INVALID, qwen_image_copy_rgb8(img, (uint8_t *)floats, -1));
+
+    /* grounding boxes */
+    {
+        const char *answer = "<ref>a</ref><box>(0,0),(500,500)</box><box>(1,2),(3,4)</box>";
+        qwen_box boxes[4];
+        ROW(qwen_grounding_boxes, "text NULL", INVALID, qwen_grounding_boxes(NULL, 0, 0, boxes, 4));
+        ROW(qwen_grounding_boxes, "boxes NULL, capacity 4", INVALID, qwen_grounding_boxes(answer, 0, 0, NULL, 4));
+        ROW(qwen_grounding_boxes, "capacity -1", INVALID, qwen_grounding_boxes(answer, 0, 0, boxes, -1));
+        ROW(qwen_grounding_boxes, "width 0, height 10", INVALID, qwen_grounding_boxes(answer, 0, 10, boxes, 4));
+        ROW(qwen_grounding_boxes, "size -1 x -1", INVALID, qwen_grounding_boxes(answer, -1, -1, boxes, 4));
+        ROW(qwen_grounding_boxes, "count (capacity 0)", 2, qwen_grounding_boxes(answer, 640, 427, NULL, 0));
+        ROW(qwen_grounding_boxes, "capacity 1 of 2", 2, qwen_grounding_boxes(answer, 640, 427, boxes, 1));
+        ROW_OK(qwen_grounding_boxes, "the box in pixels with its ref",
+               boxes[0].x1 == 0 && boxes[0].x2 == 320 && boxes[0].y2 == 213 && boxes[0].ref_offset == 5 && boxes[0].ref_length == 1);
+        ROW(qwen_grounding_boxes, "0 x 0: normalized", 2, qwen_grounding_boxes(answer, 0, 0, boxes, 4));
+        ROW_OK(qwen_grounding_boxes, "second box normalized, no ref", boxes[1].x2 == 3 && boxes[1].y2 == 4 && boxes[1].ref_offset == -1);
+        ROW(qwen_grounding_boxes, "no boxes", 0, qwen_grounding_boxes("plain text", 0, 0, NULL, 0));
+    }
 
     /* image embeddings */
     ROW(qwen_image_embed, "out NULL, capacity 10", INVALID, qwen_image_embed(vctx, img, NULL, 10, &n));

@@ -746,6 +746,53 @@ static void test_vision(void) {
     qwen_image_free(img);
 }
 
+/* The first-generation Qwen-VL and Qwen-Audio through the C API: prompts with `<img></img>` / `<audio></audio>`
+ * placeholders give the original code's last logits. */
+static void test_first_generation_media(void) {
+    static const char *const cases[2][5] = {
+        {"qwen-vl/qwenvl-hf", "vision/images/rgb_333x215.png",
+         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nPicture 1: <img></img>\nDescribe the "
+         "image.<|im_end|>\n<|im_start|>assistant\n", "qwen-vl/refs/orig_qwenvl_one.logits.f32", "300 10"},
+        {"qwen-audio/qwenaudio-hf", "qwen-audio/inputs/short16k.wav",
+         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nAudio 1:<audio></audio>\nWhat does the "
+         "speaker say?<|im_end|>\n<|im_start|>assistant\n", "qwen-audio/refs/chat_short.last_logits.f32", "84 1"},
+    };
+    for (int c = 0; c < 2; c++) {
+        qwen_model *m = NULL;
+        EXPECT_STATUS(qwen_model_load(path_of(cases[c][0]), NULL, &m), 0);
+        if (!m) continue;
+        int positions = 0, rows = 0;
+        sscanf(cases[c][4], "%d %d", &positions, &rows);
+        qwen_image *img = NULL;
+        qwen_audio *clip = NULL;
+        if (c == 0) EXPECT_STATUS(qwen_image_load(path_of(cases[c][1]), &img), 0);
+        else EXPECT_STATUS(qwen_audio_load(path_of(cases[c][1]), &clip), 0);
+        const qwen_image *images[1] = {img};
+        const qwen_audio *clips[1] = {clip};
+        qwen_context_params cp = qwen_context_default_params();
+        cp.n_ctx = 512;
+        cp.kv_type = QWEN_KV_F32;
+        qwen_context *ctx = NULL;
+        EXPECT_STATUS(qwen_context_new(m, &cp, &ctx), 0);
+        int vocab = qwen_model_n_vocab(m);
+        float *logits = malloc(sizeof(float) * (size_t)vocab), *expect = malloc(sizeof(float) * (size_t)vocab);
+        EXPECT_STATUS(qwen_context_eval_prompt(ctx, cases[c][2], c == 0 ? images : NULL, c == 0, c == 1 ? clips : NULL, c == 1, logits), 0);
+        CHECK(qwen_context_n_past(ctx) == positions, "%s: %d positions (%d)", cases[c][0], positions, qwen_context_n_past(ctx));
+        float worst = 1e9f;
+        if (read_last_logits(path_of(cases[c][3]), rows, expect, vocab)) {
+            worst = 0;
+            for (int i = 0; i < vocab; i++) worst = fmaxf(worst, fabsf(logits[i] - expect[i]));
+        }
+        CHECK(worst <= 1e-3f, "%s: logits vs the original code: max |d| %g", cases[c][0], (double)worst);
+        free(logits);
+        free(expect);
+        qwen_context_free(ctx);
+        qwen_image_free(img);
+        qwen_audio_free(clip);
+        qwen_model_free(m);
+    }
+}
+
 int main(int argc, char **argv) {
     fixtures = argc > 1 ? argv[1] : "Tests/Fixtures";
     test_quantize();
@@ -785,6 +832,7 @@ int main(int argc, char **argv) {
     }
     test_chat_thinking();
     test_vision();
+    test_first_generation_media();
     printf("%d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;
 }

@@ -30,6 +30,7 @@ STRUCTS = {
     "qwen_audio_params": _lib.AudioParams,
     "qwen_image_params": _lib.ImageParams,
     "qwen_quantize_params": _lib.QuantizeParams,
+    "qwen_box": _lib.Box,
 }
 
 

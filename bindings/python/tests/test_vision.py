@@ -187,3 +187,18 @@ def test_projector_for_a_gguf() -> None:
             assert np.max(np.abs(rows - ref_rows("rgb_333x215.png"))) < 5e-3
     with pytest.raises(qwen.QwenError):
         qwen.Model(VISION / "qwen2vl-f32.gguf", mmproj=VISION / "missing.gguf")
+
+
+def test_qwen_vl_grounding_and_projector(tmp_path: Path) -> None:
+    boxes = qwen.grounding_boxes("<ref>the dog</ref><box>(120,340),(560,910)</box> and <box>(1,2),(3,4)</box>", 640, 427)
+    assert boxes == [qwen.GroundingBox(76, 145, 358, 388, "the dog"), qwen.GroundingBox(0, 0, 1, 1, None)]
+    assert qwen.grounding_boxes("no boxes") == []
+    fixtures = Path(FIXTURES)
+    folder = fixtures / "qwen-vl" / "qwenvl-hf"
+    qwen.quantize(folder, tmp_path / "text.gguf", "F16")
+    qwen.export_projector(folder, tmp_path / "mmproj.gguf", "F16")
+    with qwen.Model(tmp_path / "text.gguf") as model:
+        model.load_projector(tmp_path / "mmproj.gguf")
+        with qwen.Image.from_file(fixtures / "vision" / "images" / "rgb_333x215.png") as image:
+            assert image.to_array().shape == (215, 333, 3)
+            assert image.n_tokens(model) == 256

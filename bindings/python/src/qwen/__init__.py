@@ -30,8 +30,8 @@ from .errors import (
     last_error,
     status_name,
 )
-from .media import Audio, Image, has_audio, has_vision
-from .model import Model, ModelInfo, quantize
+from .media import Audio, GroundingBox, Image, grounding_boxes, has_audio, has_vision
+from .model import Model, ModelInfo, export_projector, quantize
 
 __version__ = "0.1.0"
 
@@ -55,6 +55,7 @@ __all__ = [
     "ContextFullError",
     "FileIOError",
     "FormatError",
+    "GroundingBox",
     "Image",
     "InvalidArgumentError",
     "KVType",
@@ -66,6 +67,8 @@ __all__ = [
     "QwenError",
     "TextStream",
     "UnsupportedError",
+    "export_projector",
+    "grounding_boxes",
     "has_audio",
     "has_vision",
     "last_error",

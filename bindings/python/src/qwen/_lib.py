@@ -138,6 +138,13 @@ class QuantizeParams(Structure):
     _fields_ = [("type", c_char_p), ("n_threads", c_int32), ("pure", c_int32)]
 
 
+class Box(Structure):
+    """qwen_box"""
+
+    _fields_ = [("x1", c_int32), ("y1", c_int32), ("x2", c_int32), ("y2", c_int32), ("ref_offset", c_int32),
+                ("ref_length", c_int32)]
+
+
 # int (*qwen_token_callback)(int32_t token, const char *piece, void *user_data)
 TOKEN_CALLBACK = CFUNCTYPE(c_int, c_int32, c_char_p, c_void_p)
 
@@ -195,6 +202,9 @@ REQUIRED: Dict[str, Tuple[Any, List[Any]]] = {
 OPTIONAL: Dict[str, Tuple[Any, List[Any]]] = {
     "qwen_quantize_default_params": (QuantizeParams, []),
     "qwen_model_quantize": (c_int, [c_char_p, c_char_p, _p(QuantizeParams)]),
+    "qwen_model_export_projector": (c_int, [c_char_p, c_char_p, _p(QuantizeParams)]),
+    "qwen_image_copy_rgb8": (c_int64, [c_void_p, _p(c_uint8), c_int64]),
+    "qwen_grounding_boxes": (c_int32, [c_char_p, c_int32, c_int32, _p(Box), c_int32]),
     "qwen_model_load_projector": (c_int, [c_void_p, c_char_p]),
     "qwen_model_has_vision": (c_int, [c_void_p]),
     "qwen_model_has_audio": (c_int, [c_void_p]),

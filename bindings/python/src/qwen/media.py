@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from ctypes import POINTER, byref, c_float, c_uint8, c_void_p
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
@@ -166,6 +166,13 @@ class Image(_util.Closeable):
     def height(self) -> int:
         """Height in pixels (after the EXIF orientation)."""
         return self._size("qwen_image_height")
+
+    def to_array(self) -> np.ndarray:
+        """The decoded pixels as a (height, width, 3) uint8 array (``qwen_image_copy_rgb8``)."""
+        fn = required("image pixels", "qwen_image_copy_rgb8")
+        out = np.empty((self.height, self.width, 3), dtype=np.uint8)
+        check(fn(self.handle, out.ctypes.data_as(POINTER(c_uint8)), out.nbytes))
+        return out
 
     def set_pixel_bounds(self, min_pixels: int = 0, max_pixels: int = 0) -> None:
         """Bounds on the pixel count the image is resized to (its token count); 0 = the model's."""
@@ -332,4 +339,29 @@ def as_audio(item: Any) -> "tuple[Audio, bool]":
     return Audio(item), True
 
 
-__all__ = ["Image", "Audio", "has_vision", "has_audio"]
+class GroundingBox(NamedTuple):
+    """A box of a Qwen-VL answer: pixels of the image (or 0-1000 values without an image size) and its reference."""
+
+    x1: int
+    y1: int
+    x2: int
+    y2: int
+    ref: Optional[str]
+
+
+def grounding_boxes(text: str, width: int = 0, height: int = 0) -> "list[GroundingBox]":
+    """The ``<ref>…</ref><box>(x1,y1),(x2,y2)</box>`` boxes of a first-generation Qwen-VL answer
+    (``qwen_grounding_boxes``), mapped to pixels of a ``width`` x ``height`` image (both 0: the 0-1000 values)."""
+    raw = _util.text_bytes(text, "text")
+    w = _util.integer(width, "width", 0, 2**31 - 1)
+    h = _util.integer(height, "height", 0, 2**31 - 1)
+    fn = required("grounding", "qwen_grounding_boxes")
+    n: int = check(fn(raw, w, h, None, 0))
+    boxes = (_lib.Box * max(n, 1))()
+    check(fn(raw, w, h, boxes, n))
+    return [GroundingBox(b.x1, b.y1, b.x2, b.y2,
+                         raw[b.ref_offset:b.ref_offset + b.ref_length].decode("utf-8", "replace") if b.ref_offset >= 0 else None)
+            for b in boxes[:n]]
+
+
+__all__ = ["Image", "Audio", "GroundingBox", "grounding_boxes", "has_vision", "has_audio"]

@@ -276,4 +276,27 @@ def quantize(input: _util.PathLike, output: _util.PathLike, type: str = "Q8_0", 
     check(fn(raw_in, raw_out, byref(params)))
 
 
-__all__ = ["Model", "ModelInfo", "quantize"]
+def export_projector(input: _util.PathLike, output: _util.PathLike, type: str = "Q8_0", threads: int = 0) -> None:
+    """Writes the encoder of a first-generation Qwen-VL or Qwen-Audio Hugging Face folder as a projector GGUF
+    (``qwen_model_export_projector``), to load with :meth:`Model.load_projector` beside the text GGUF that
+    :func:`quantize` writes from the same folder.
+
+    Raises:
+        QwenError: ``QWEN_ERR_IO``, ``QWEN_ERR_FORMAT``, ``QWEN_ERR_UNSUPPORTED`` (another kind of folder, an unknown
+            type name).
+    """
+    raw_in = _util.path_bytes(input, "input")
+    raw_out = _util.path_bytes(output, "output")
+    raw_type = _util.text_bytes(type, "type")
+    n_threads = _util.integer(threads, "threads", 0, 1024)
+    defaults = _lib.optional("qwen_quantize_default_params")
+    fn = _lib.optional("qwen_model_export_projector")
+    if defaults is None or fn is None:
+        raise missing("projector export", "qwen_model_export_projector")
+    params = defaults()
+    params.type = raw_type
+    params.n_threads = n_threads
+    check(fn(raw_in, raw_out, byref(params)))
+
+
+__all__ = ["Model", "ModelInfo", "export_projector", "quantize"]

@@ -1,0 +1,152 @@
+import QwenFormats
+import QwenMedia
+import QwenModels
+import QwenRuntime
+import QwenTestSupport
+import QwenTokenizer
+import Testing
+
+/// The first-generation Qwen-Audio against its original code (Tests/Fixtures/qwen-audio,
+/// scripts/fixtures/make_qwen_audio_fixtures.py): the audio specials, the encoder rows (bos, clip, eos) and prompts
+/// through the first-generation Qwen LLM.
+@Suite(.serialized) struct QwenAudioParityTests {
+    static func fixture(_ relative: String) -> String { TestSupport.fixture("qwen-audio/" + relative) }
+    static func refs(_ name: String) throws -> JSON { try TestSupport.readJSON(fixture("refs/" + name)) }
+    static func floats(_ file: JSON) throws -> [Float] { try TestSupport.readFloats(fixture("refs/" + file["file"]!.string!)) }
+
+    static func model() throws -> Model { try Model.load(path: fixture("qwenaudio-hf")) }
+
+    /// The waveform the reference's ffmpeg made (int16), so the encoder is compared without the resampler.
+    static func referenceClip(_ name: String) throws -> AudioClip {
+        let meta = try refs("audio.json")["audios"]![name]!["waveform"]!
+        let file = try FileBytes(path: fixture("refs/" + meta["file"]!.string!), map: true)
+        let samples = (0 ..< file.count / 2).map { i -> Float in
+            let v = Int16(littleEndian: file.base.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self))
+            return Float(v) / 32768
+        }
+        return try AudioClip(samples16k: samples)
+    }
+
+    static func maxAbs(_ a: [Float], _ b: [Float]) -> Float {
+        precondition(a.count == b.count, "\(a.count) vs \(b.count)")
+        return zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) }
+    }
+
+    @Test func audioSpecialsHaveTheReferenceIDs() throws {
+        let t = try Self.refs("audio.json")["tokenizer"]!
+        let tokenizer = try Self.model().tokenizer
+        let first = Int32(t["special_first"]?.int ?? 2048) + 208
+        for (i, token) in t["audio_st"]!.array!.enumerated() {
+            #expect(tokenizer.tokenID(token.string!) == first + Int32(i), "\(token.string!)")
+        }
+    }
+
+    /// conv1 → GELU → conv2 (stride 2) → GELU + positions, the blocks, pooling, ln_post, proj, bos/eos.
+    @Test(arguments: ["speech", "short16k"])
+    func encoderRowsMatchTheReference(_ name: String) throws {
+        let meta = try Self.refs("audio.json")["audios"]![name]!
+        let model = try Self.model()
+        let audio = try #require(model.audio)
+        let clip = try Self.referenceClip(name)
+        #expect(audio.tokenCount(clip) == meta["audio_span"]!.int!)
+        let expected = try Self.floats(meta["rows"]!)
+        let got = try audio.embed(clip, pool: nil)
+        #expect(got.rows == meta["audio_span"]!.int!)
+        let worst = Self.maxAbs(got.values, expected)
+        print("qwen-audio encoder \(name): \(got.rows) rows, max |Δ| \(worst)")
+        #expect(worst <= 1e-3, "\(name): max |Δ| \(worst)")
+        guard name == "speech" else { return }
+        // from the 22050 Hz file through our resampler (libsoxr's HQ recipe; the reference resamples with ffmpeg)
+        let file = try audio.embed(try AudioClip(path: TestSupport.fixture("audio/inputs/speech.wav")), pool: nil)
+        let resampled = Self.maxAbs(file.values, expected)
+        print("qwen-audio encoder speech.wav resampled here: max |Δ| \(resampled)")
+        #expect(file.rows == got.rows && resampled <= 0.05)
+    }
+
+    /// Prompts (`<audio></audio>` placeholders; the chat API's `<audio>` markers): token ids outside the audio
+    /// spans, last logits, 16 greedy tokens through the KV cache. The clips are the reference's 16 kHz waveforms.
+    @Test(arguments: ["chat", "chat_short", "base"])
+    func promptsMatchTheReference(_ name: String) throws {
+        let ref = try Self.refs("\(name).json")
+        let model = try Self.model()
+        let vocab = model.languageModel.vocabularySize
+        let urls = ref["audio_info"]!["audio_urls"]!.array!.map { $0.string! }
+        var text = ref["rendered_text"]!.string!
+        for url in urls { text = text.replacingFirst("<audio>" + url + "</audio>", with: "<audio></audio>") }
+        let clipNames = urls.map { $0.hasSuffix("short16k.wav") ? "short16k" : "speech" }
+        let media: [PromptMedia] = try clipNames.map { AudioInput(try Self.referenceClip($0)) }
+        var options = ContextOptions()
+        options.kvType = .f32
+        options.contextSize = 512
+        let ctx = try Context(model: model, options: options)
+        let refIDs = ref["input_ids"]!.array!.map { Int32($0.int!) }
+        var spans = Set<Int>()
+        for s in ref["audio_spans"]!.array! { spans.formUnion(s.array![0].int! ... s.array![1].int!) }
+        let pieces = try ctx.promptPieces(tokens: model.tokenizer.encode(model.audio!.expandPlaceholders(text), parseSpecial: true), media: media)
+        let plan = PromptPlan(pieces: pieces, after: 0, mrope: false)
+        #expect(plan.tokens.count == refIDs.count, "\(name): \(plan.tokens.count) tokens, the reference \(refIDs.count)")
+        let outside = (0 ..< min(plan.tokens.count, refIDs.count)).filter { !spans.contains($0) }
+        #expect(outside.map { plan.tokens[$0] } == outside.map { refIDs[$0] }, "\(name): token ids outside the audio")
+
+        var last = [Float](repeating: 0, count: vocab)
+        try last.withUnsafeMutableBufferPointer { try ctx.eval(pieces: pieces, logits: $0.baseAddress!) }
+        let worst = Self.maxAbs(last, try Self.floats(ref["last_logits"]!))
+        print("qwen-audio prompt \(name): \(refIDs.count) tokens, last logits max |Δ| \(worst)")
+        #expect(worst <= 1e-3, "\(name): max |Δlogit| \(worst)")
+        var next = Int32(last.indices.max { last[$0] < last[$1] }!)
+        var greedy: [Int32] = []
+        for _ in 0 ..< 16 {
+            greedy.append(next)
+            try last.withUnsafeMutableBufferPointer { try ctx.eval([next], logits: $0.baseAddress!) }
+            next = Int32(last.indices.max { last[$0] < last[$1] }!)
+        }
+        #expect(greedy == ref["greedy"]!.array!.map { Int32($0.int!) }, "\(name): greedy")
+
+        // the chat API: `<audio>` markers become "Audio N:<audio></audio>\n" as from_list_format writes them
+        if name != "base" {
+            var query = ref["query"]!.string!
+            for (k, url) in urls.enumerated() { query = query.replacingFirst("Audio \(k + 1):<audio>" + url + "</audio>\n", with: "<audio>") }
+            let chat = try Context(model: model, options: options)
+            try chat.evalChat([ChatMessage(role: "system", content: ref["system"]!.string!), ChatMessage(role: "user", content: query)],
+                              media: media, addGenerationPrompt: true)
+            #expect(chat.tokens == plan.tokens, "\(name): chat tokens")
+        }
+    }
+}
+
+extension QwenAudioParityTests {
+    /// qwen-quantize's conversion of the folder: the text GGUF and our projector GGUF (`qwenaudio`) give the
+    /// folder's rows and logits (F32), or close ones (Q8_0).
+    @Test(arguments: ["F32", "Q8_0"])
+    func convertedPairMatchesTheFolder(_ type: String) throws {
+        let folder = Self.fixture("qwenaudio-hf")
+        let mix = try #require(QuantizationMix(name: type))
+        let text = TestSupport.temporaryPath("qwenaudio-\(type).gguf"), projector = TestSupport.temporaryPath("mmproj-qwenaudio-\(type).gguf")
+        _ = try GGUFQuantizer.quantize(input: folder, output: text, mix: mix)
+        _ = try ProjectorExport.write(folder: folder, output: projector, mix: mix)
+        let pair = try Model.load(path: text)
+        try pair.loadProjector(path: projector)
+        let reference = try Self.model()
+        let clip = try Self.referenceClip("short16k")
+        let a = try reference.audio!.embed(clip, pool: nil).values, b = try #require(pair.audio).embed(clip, pool: nil).values
+        let prompt = "<|im_start|>user\nAudio 1:<audio></audio>\nWhat does the speaker say?<|im_end|>\n<|im_start|>assistant\n"
+        var options = ContextOptions()
+        options.kvType = .f32
+        let vocab = reference.languageModel.vocabularySize
+        var x = [Float](repeating: 0, count: vocab), y = x
+        try x.withUnsafeMutableBufferPointer { try Context(model: reference, options: options).evalPrompt(prompt, media: [AudioInput(clip)], logits: $0.baseAddress!) }
+        try y.withUnsafeMutableBufferPointer { try Context(model: pair, options: options).evalPrompt(prompt, media: [AudioInput(clip)], logits: $0.baseAddress!) }
+        let rows = Self.maxAbs(a, b), logits = Self.maxAbs(x, y)
+        print("qwen-audio \(type) GGUF pair vs folder: rows max |Δ| \(rows), last logits max |Δ| \(logits)")
+        // Q8_0 on rows of 32 values (this model's width): a few hundredths on logits of magnitude ~4
+        #expect(rows <= (type == "F32" ? 1e-5 : 0.1) && logits <= (type == "F32" ? 1e-5 : 0.25))
+        #expect(x.indices.max { x[$0] < x[$1] } == y.indices.max { y[$0] < y[$1] })
+    }
+}
+
+extension String {
+    func replacingFirst(_ target: String, with replacement: String) -> String {
+        let parts = split(separator: target, maxSplits: 1, omittingEmptySubsequences: false)
+        return parts.count == 2 ? parts[0] + replacement + parts[1] : self
+    }
+}
