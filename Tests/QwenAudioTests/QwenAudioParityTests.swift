@@ -150,3 +150,34 @@ extension String {
         return parts.count == 2 ? parts[0] + replacement + parts[1] : self
     }
 }
+
+/// Bad inputs to the first-generation multimodal models are errors: placeholders without media, media without
+/// placeholders, a clip too short for a row, projectors for another model.
+@Suite struct FirstGenerationBadInputTests {
+    static func status(_ body: () throws -> Void) -> QwenStatus? {
+        do { try body() } catch let e as QwenError { return e.status } catch { return nil }
+        return .ok
+    }
+
+    @Test func refusedWithClearErrors() throws {
+        let vl = try Model.load(path: TestSupport.fixture("qwen-vl/qwenvl-hf"))
+        let au = try Model.load(path: TestSupport.fixture("qwen-audio/qwenaudio-hf"))
+        let image = ImageInput(try RGBImage.load(path: TestSupport.fixture("vision/images/rgb_333x215.png")))
+        let clip = AudioInput(try AudioClip(samples16k: [Float](repeating: 0.1, count: 16000)))
+        let vctx = try Context(model: vl), actx = try Context(model: au)
+        #expect(Self.status { try vctx.evalPrompt("Picture 1: <img></img>\n", media: []) } == .invalidArgument)
+        #expect(Self.status { try vctx.evalPrompt("<img></img><img></img>", media: [image]) } == .invalidArgument)
+        #expect(Self.status { try vctx.evalPrompt("no image here", media: [image]) } == .invalidArgument)
+        #expect(Self.status { try vctx.evalPrompt("<audio></audio>", media: [clip]) } == .unsupported)
+        #expect(Self.status { try actx.evalPrompt("Audio 1:<audio></audio>\n", media: []) } == .invalidArgument)
+        #expect(Self.status { try actx.evalPrompt("<img></img>", media: [image]) } == .unsupported)
+        let tooShort = AudioInput(try AudioClip(samples16k: [Float](repeating: 0.1, count: 400)))
+        #expect(Self.status { try actx.evalPrompt("<audio></audio>", media: [tooShort]) } == .invalidArgument)
+        // the audio tower's projector onto the Qwen-VL model (its tokenizer has no audio placeholder), and back
+        let projector = TestSupport.temporaryPath("mmproj-qwenaudio-bad.gguf")
+        _ = try ProjectorExport.write(folder: TestSupport.fixture("qwen-audio/qwenaudio-hf"), output: projector, mix: QuantizationMix(name: "F32")!)
+        #expect(Self.status { try vl.loadProjector(path: projector) } != .ok)
+        #expect(vl.audio == nil)
+        #expect(Self.status { try Context(model: vl).evalPrompt("Picture 1: <img></img>\n", media: [image]) } == .ok)
+    }
+}
