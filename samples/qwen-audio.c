@@ -1,15 +1,16 @@
 /*
- * qwen-audio: ask a Qwen2-Audio model about sound clips, streaming the answer.
+ * qwen-audio: ask a Qwen2-Audio or Qwen-Audio (first generation) model about sound clips, streaming the answer.
  *
  *   qwen-audio -m MODEL [--mmproj FILE] --audio clip.wav [--audio b.flac ...] -p "What does the speaker say?"
  *              [-s SYSTEM] [-n MAX_TOKENS] [--temp T] [--seed S] [-t THREADS] [-c N_CTX] [--max-seconds S]
  *              [--rate HZ] [--channels N]
  *
- * MODEL is a Hugging Face folder (its audio tower loads with it) or llama.cpp's text GGUF, whose audio projector
- * (convert_hf_to_gguf.py --mmproj) is given with --mmproj. A clip is any file libsndfile reads (WAV, FLAC, OGG,
- * MP3, ...), or "-": raw signed 16-bit little-endian PCM from stdin, 16 kHz mono unless --rate / --channels say
- * otherwise. The clips go into one user message, before the prompt, as Qwen2-Audio-Instruct's template puts
- * them ("Audio 1: <|audio_bos|><|AUDIO|><|audio_eos|>\n"). --max-seconds refuses longer clips (default 600).
+ * MODEL is a Hugging Face folder (its audio tower loads with it) or a text GGUF, whose audio projector is given
+ * with --mmproj (llama.cpp's convert_hf_to_gguf.py --mmproj for Qwen2-Audio, qwen-quantize --mmproj for
+ * Qwen-Audio). A clip is any file libsndfile reads (WAV, FLAC, OGG, MP3, ...), or "-": raw signed 16-bit
+ * little-endian PCM from stdin, 16 kHz mono unless --rate / --channels say otherwise. The clips go into one user
+ * message, before the prompt, as the model's chat format puts them ("Audio 1: <|audio_bos|><|AUDIO|><|audio_eos|>\n";
+ * Qwen-Audio: "Audio 1:<audio></audio>\n"). --max-seconds refuses longer clips (default 600).
  * It prints how long encoding the clips took, then the answer, then prompt and generation speed.
  */
 #define _POSIX_C_SOURCE 200809L

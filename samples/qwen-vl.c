@@ -6,9 +6,9 @@
  *           [--min-pixels N] [--max-pixels N] [--draw-boxes OUT.png]
  *   qwen-vl -m MODEL [--mmproj FILE] --bench WxH[,WxH...] [-r REPS] [-t THREADS]
  *
- * MODEL is a Hugging Face folder (its vision tower loads with it) or llama.cpp's text GGUF, whose projector
- * (convert_hf_to_gguf.py --mmproj) is given with --mmproj. The images go into one user message, before the
- * prompt. It prints how long encoding the images took, then the answer, then prompt and generation speed.
+ * MODEL is a Hugging Face folder (its vision tower loads with it) or a text GGUF, whose projector is given with
+ * --mmproj (llama.cpp's convert_hf_to_gguf.py --mmproj for Qwen2-VL / Qwen2.5-VL, qwen-quantize --mmproj for
+ * Qwen-VL). The images go into one user message, before the prompt ("Picture N: " before each for Qwen-VL). It prints how long encoding the images took, then the answer, then prompt and generation speed.
  *
  * --draw-boxes (Qwen-VL grounding: "<ref>the dog</ref><box>(x1,y1),(x2,y2)</box>" in the answer) writes the last
  * image with the answer's boxes drawn on it as a PNG, as the reference's draw_bbox_on_latest_picture does.
