@@ -143,9 +143,10 @@ public final class WhisperFeatureExtractor: @unchecked Sendable {
                 }
                 fft.transform(frame, re: re, im: im, scratch: fftScratch)
                 for k in 0 ... n / 2 {
-                    // |X|² of the float32 spectrum the reference computes
+                    // |X|² of the float32 spectrum the reference computes; in double where a component is past the
+                    // float range (finite samples of huge magnitude), so that the features stay finite
                     let a = Double(Float(re[k])), b = Double(Float(im[k]))
-                    power[k] = a * a + b * b
+                    power[k] = a.isFinite && b.isFinite ? a * a + b * b : re[k] * re[k] + im[k] * im[k]
                 }
                 for m in 0 ..< mels {
                     let w = filterWeights[m], first = filterStart[m]
