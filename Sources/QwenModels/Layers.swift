@@ -34,18 +34,24 @@ public struct Linear: Sendable {
         bias = hasBias ? try loadVector(store, prefix + ".bias", count: outputs) : nil
     }
 
-    public init(weight: WeightMatrix) {
+    public init(weight: WeightMatrix, bias: [Float]? = nil) {
         self.weight = weight
-        bias = nil
+        self.bias = bias
     }
 
     public func callAsFunction(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, _ ws: Workspace) {
+        self(x, tokens: tokens, into: y, scratch: ws.quantized.rawBuffer, pool: ws.pool)
+    }
+
+    /// With the caller's scratch (the encoders size one for all their layers).
+    public func callAsFunction(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>,
+                               scratch: UnsafeMutableRawBufferPointer, pool: ThreadPool?) {
         if let bias {
             bias.withUnsafeBufferPointer {
-                linear(weight, input: x, tokens: tokens, output: y, bias: $0.baseAddress, scratch: ws.quantized.rawBuffer, pool: ws.pool)
+                linear(weight, input: x, tokens: tokens, output: y, bias: $0.baseAddress, scratch: scratch, pool: pool)
             }
         } else {
-            linear(weight, input: x, tokens: tokens, output: y, scratch: ws.quantized.rawBuffer, pool: ws.pool)
+            linear(weight, input: x, tokens: tokens, output: y, scratch: scratch, pool: pool)
         }
     }
 }

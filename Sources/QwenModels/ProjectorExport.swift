@@ -78,11 +78,7 @@ public enum ProjectorExport {
                 type = t.shape.count == 2 && mix.defaultType.byteCount(elements: t.columns) != nil ? mix.defaultType : float
             }
             try GGUFQuantizer.addTensor(t, as: type, to: &writer, pool: pool)
-            summary.tensors += 1
-            summary.converted += type == t.type ? 0 : 1
-            summary.inputBytes += t.byteCount
-            summary.outputBytes += type.byteCount(elements: t.rows * t.columns) ?? 0
-            summary.types[type, default: 0] += 1
+            summary.record(t, as: type)
         }
         try writer.write(to: output)
         return summary

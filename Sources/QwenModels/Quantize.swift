@@ -165,6 +165,14 @@ public struct QuantizeSummary: Sendable {
     public var outputBytes = 0
     /// Tensor count per written type.
     public var types: [TensorType: Int] = [:]
+
+    mutating func record(_ t: SourceTensor, as type: TensorType) {
+        tensors += 1
+        converted += type == t.type ? 0 : 1
+        inputBytes += t.byteCount
+        outputBytes += type.byteCount(elements: t.rows * t.columns) ?? 0
+        types[type, default: 0] += 1
+    }
 }
 
 /// A tensor to write, row by row: from a GGUF tensor, or assembled from Hugging Face tensors (stacked experts,
@@ -227,11 +235,7 @@ public enum GGUFQuantizer {
             let current = source.convertedType(t)
             let type = mix.isQuantized || !source.isHuggingFace ? planner.type(for: t.name, shape: t.shape, current: current) : current
             try addTensor(t, as: type, to: &writer, pool: pool)
-            summary.tensors += 1
-            summary.converted += type == t.type ? 0 : 1
-            summary.inputBytes += t.byteCount
-            summary.outputBytes += type.byteCount(elements: t.rows * t.columns) ?? 0
-            summary.types[type, default: 0] += 1
+            summary.record(t, as: type)
         }
         try writer.write(to: output)
         return summary

@@ -120,26 +120,21 @@ public struct AudioEncoderConfig: Sendable, Equatable {
 /// position), so this runs the Transformer on the valid positions alone: the same result, and a short clip costs
 /// proportionally less. The convolutions see the padded frames next to the clip as the reference's do.
 public final class Qwen2AudioEncoder: @unchecked Sendable {
-    struct Dense {
-        let weight: WeightMatrix
-        let bias: [Float]?
-    }
-
     struct Layer {
         let norm1: (weight: [Float], bias: [Float])
-        let query: Dense, key: Dense, value: Dense, output: Dense
+        let query: Linear, key: Linear, value: Linear, output: Linear
         let norm2: (weight: [Float], bias: [Float])
-        let up: Dense, down: Dense
+        let up: Linear, down: Linear
     }
 
     public let config: AudioEncoderConfig
-    let conv1: Dense
-    let conv2: Dense
+    let conv1: Linear
+    let conv2: Linear
     /// maxSourcePositions × width
     let positions: [Float]
     let layers: [Layer]
     let postNorm: (weight: [Float], bias: [Float])
-    let projector: Dense
+    let projector: Linear
     /// Qwen-Audio's bos and eos rows (`audio_bos_eos_token`), 2 × outputSize.
     let boundaries: [Float]?
     /// Keeps the mapped files alive: matrices read them in place (and pack from them on first use).
@@ -152,11 +147,11 @@ public final class Qwen2AudioEncoder: @unchecked Sendable {
         weights = store
         let d = c.width
         func vector(_ name: String, _ n: Int) throws -> [Float] { try loadVector(store, name, count: n) }
-        func dense(_ prefix: String, rows: Int, columns: Int, bias: Bool = true) throws -> Dense {
-            Dense(weight: try loadMatrix(store, prefix + ".weight", rows: rows, columns: columns),
+        func dense(_ prefix: String, rows: Int, columns: Int, bias: Bool = true) throws -> Linear {
+            Linear(weight: try loadMatrix(store, prefix + ".weight", rows: rows, columns: columns),
                   bias: bias ? try vector(prefix + ".bias", rows) : nil)
         }
-        func conv(_ prefix: String, inputs: Int) throws -> Dense {
+        func conv(_ prefix: String, inputs: Int) throws -> Linear {
             let t = try store.require(prefix + ".weight")
             guard t.shape == [d, inputs, 3] else {
                 throw QwenError.format("'\(prefix).weight' has shape \(t.shape), expected [\(d), \(inputs), 3]")
@@ -164,7 +159,7 @@ public final class Qwen2AudioEncoder: @unchecked Sendable {
             // [out][in][k] is the matrix [out][in·3] the im2col rows below multiply
             let m = TensorData(name: t.name, type: t.type, shape: [d, inputs * 3], data: t.data, byteCount: t.byteCount,
                                isFileMapped: t.isFileMapped)
-            return Dense(weight: try WeightMatrix(m, pack: true, pool: store.loadPool), bias: try vector(prefix + ".bias", d))
+            return Linear(weight: try WeightMatrix(m, pack: true, pool: store.loadPool), bias: try vector(prefix + ".bias", d))
         }
         conv1 = try conv("a.conv1d.1", inputs: c.melBins)
         conv2 = try conv("a.conv1d.2", inputs: d)
@@ -257,14 +252,8 @@ public final class Qwen2AudioEncoder: @unchecked Sendable {
         let a = try AlignedBuffer<Float>(count: n * d, what: "audio encoder activations")
         let up = try AlignedBuffer<Float>(count: n * f, what: "audio encoder activations")
 
-        func run(_ layer: Dense, _ input: UnsafePointer<Float>, rows: Int, _ output: UnsafeMutablePointer<Float>) {
-            if let bias = layer.bias {
-                bias.withUnsafeBufferPointer {
-                    linear(layer.weight, input: input, tokens: rows, output: output, bias: $0.baseAddress, scratch: scratch.rawBuffer, pool: pool)
-                }
-            } else {
-                linear(layer.weight, input: input, tokens: rows, output: output, scratch: scratch.rawBuffer, pool: pool)
-            }
+        func run(_ layer: Linear, _ input: UnsafePointer<Float>, rows: Int, _ output: UnsafeMutablePointer<Float>) {
+            layer(input, tokens: rows, into: output, scratch: scratch.rawBuffer, pool: pool)
         }
 
         // conv1 over mel frames 0 ..< 2n (conv2 reads them), as im2col rows [t][mel·3 + k] = features[mel][t + k - 1];

@@ -329,13 +329,7 @@ public final class Qwen2VLVisionEncoder: ImageEncoder, @unchecked Sendable {
         let scratch = try AlignedBuffer<UInt8>(count: scratchBytes, what: "vision scratch")
 
         func mul(_ l: Linear, _ input: UnsafePointer<Float>, _ rows: Int, _ out: UnsafeMutablePointer<Float>) {
-            if let bias = l.bias {
-                bias.withUnsafeBufferPointer {
-                    linear(l.weight, input: input, tokens: rows, output: out, bias: $0.baseAddress, scratch: scratch.rawBuffer, pool: pool)
-                }
-            } else {
-                linear(l.weight, input: input, tokens: rows, output: out, scratch: scratch.rawBuffer, pool: pool)
-            }
+            l(input, tokens: rows, into: out, scratch: scratch.rawBuffer, pool: pool)
         }
 
         var profile = Profile()
@@ -514,13 +508,6 @@ public final class Qwen2VLVisionEncoder: ImageEncoder, @unchecked Sendable {
         }
     }
 
-}
-
-extension Linear {
-    init(weight: WeightMatrix, bias: [Float]?) {
-        self.weight = weight
-        self.bias = bias
-    }
 }
 
 extension WeightStore {

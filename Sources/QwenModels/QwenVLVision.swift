@@ -271,13 +271,7 @@ public final class QwenVLVisionEncoder: ImageEncoder, @unchecked Sendable {
         }
         let scratch = try AlignedBuffer<UInt8>(count: scratchBytes, what: "vision scratch")
         func mul(_ l: Linear, _ input: UnsafePointer<Float>, _ rows: Int, _ out: UnsafeMutablePointer<Float>) {
-            if let bias = l.bias {
-                bias.withUnsafeBufferPointer {
-                    linear(l.weight, input: input, tokens: rows, output: out, bias: $0.baseAddress, scratch: scratch.rawBuffer, pool: pool)
-                }
-            } else {
-                linear(l.weight, input: input, tokens: rows, output: out, scratch: scratch.rawBuffer, pool: pool)
-            }
+            l(input, tokens: rows, into: out, scratch: scratch.rawBuffer, pool: pool)
         }
 
         // patches + positions, ln_pre

@@ -8,9 +8,12 @@ public struct GroundingBox: Sendable, Equatable {
     public var x1: Int, y1: Int, x2: Int, y2: Int
 
     /// The box in pixels of an image of this size: v / 1000 · size, truncated toward zero (the reference's
-    /// `int(v / 1000 * w)`), not clamped.
+    /// `int(v / 1000 * w)`), not clamped to the image (only to ±2^31, where a coordinate has no meaning left).
     public func pixels(width: Int, height: Int) -> (x1: Int, y1: Int, x2: Int, y2: Int) {
-        func scale(_ v: Int, _ size: Int) -> Int { Int(Double(v) / 1000 * Double(size)) }
+        func scale(_ v: Int, _ size: Int) -> Int {
+            let limit = Double(Int32.max)
+            return Int(min(max(Double(v) / 1000 * Double(size), -limit), limit).rounded(.towardZero))
+        }
         return (scale(x1, width), scale(y1, height), scale(x2, width), scale(y2, height))
     }
 }
@@ -29,9 +32,14 @@ public enum Grounding {
         ]
         var result: [GroundingBox] = []
         var previous: (kind: Kind, content: Range<Int>)? = nil
+        // each tag's next opening at or after i, searched again only once i has passed it (nil: none further), so
+        // the parse stays linear in the text
+        var next: [Int?] = tags.map { find($0.open, in: bytes, from: 0) }
         var i = 0
         while i < bytes.count {
-            guard let (start, tag) = tags.compactMap({ t in find(t.open, in: bytes, from: i).map { ($0, t) } }).min(by: { $0.0 < $1.0 }) else { break }
+            for k in tags.indices where next[k].map({ $0 < i }) ?? false { next[k] = find(tags[k].open, in: bytes, from: i) }
+            guard let k = tags.indices.filter({ next[$0] != nil }).min(by: { next[$0]! < next[$1]! }) else { break }
+            let start = next[k]!, tag = tags[k]
             if start > i { previous = (.text, i ..< start) }
             let contentStart = start + tag.open.count
             guard let end = find(tag.close, in: bytes, from: contentStart) else { break }  // unclosed: the rest is not parsed

@@ -151,10 +151,12 @@ extension Attention {
                 b = SIMD8(repeating: p4[j]); a40.addProduct(b, v0); a41.addProduct(b, v1)
                 b = SIMD8(repeating: p5[j]); a50.addProduct(b, v0); a51.addProduct(b, v1)
             }
-            let sums = [(a00, a01), (a10, a11), (a20, a21), (a30, a31), (a40, a41), (a50, a51)]
-            for r in 0 ..< rowBlock {
-                if let o = outputs[r] { store(sums[r].0 * scales[r], sums[r].1 * scales[r], to: o + c0) }
-            }
+            if let o = outputs[0] { store(a00 * scales[0], a01 * scales[0], to: o + c0) }
+            if let o = outputs[1] { store(a10 * scales[1], a11 * scales[1], to: o + c0) }
+            if let o = outputs[2] { store(a20 * scales[2], a21 * scales[2], to: o + c0) }
+            if let o = outputs[3] { store(a30 * scales[3], a31 * scales[3], to: o + c0) }
+            if let o = outputs[4] { store(a40 * scales[4], a41 * scales[4], to: o + c0) }
+            if let o = outputs[5] { store(a50 * scales[5], a51 * scales[5], to: o + c0) }
             c0 += 16
         }
         for r in 0 ..< rowBlock {

@@ -131,12 +131,15 @@ public func linear(_ w: WeightMatrix, input x: UnsafePointer<Float>, tokens: Int
 }
 
 /// A weight matrix's packed form, made by the first multiply that needs it and then shared by every copy of the
-/// matrix and every context (the lock makes concurrent first uses pack once). If packing fails (no memory), the
-/// matrix keeps using its original layout.
+/// matrix and every context. Once made it is read with one atomic load (matrices are multiplied ~200 times per
+/// token); the lock only orders concurrent first uses. If packing fails (no memory), the matrix keeps using its
+/// original layout.
 final class LazyPacking: @unchecked Sendable {
     private let source: TensorData
     private let rows: Int, columns: Int
-    private let state = Mutex<(weights: PackedWeights?, done: Bool)>((nil, false))
+    private let packed = AtomicLazyReference<PackedWeights>()
+    private let failed = Atomic<Bool>(false)
+    private let lock = Mutex<Void>(())
 
     init(_ source: TensorData, rows: Int, columns: Int) {
         self.source = source
@@ -145,15 +148,19 @@ final class LazyPacking: @unchecked Sendable {
     }
 
     func weights(pool: ThreadPool?) -> PackedWeights? {
-        state.withLock { s in
-            if !s.done {
-                s.done = true
-                let t = source
-                s.weights = try? PackedWeights(type: t.type, rows: rows, columns: columns, data: t.data,
-                                               rowBytes: t.type.byteCount(elements: columns)!, pool: pool)
-                if s.weights != nil, t.isFileMapped { releaseMappedPages(t.data, t.byteCount) }
+        if let w = packed.load() { return w }
+        if failed.load(ordering: .acquiring) { return nil }
+        return lock.withLock { _ -> PackedWeights? in
+            if let w = packed.load() { return w }
+            if failed.load(ordering: .acquiring) { return nil }
+            let t = source
+            guard let w = try? PackedWeights(type: t.type, rows: rows, columns: columns, data: t.data,
+                                             rowBytes: t.type.byteCount(elements: columns)!, pool: pool) else {
+                failed.store(true, ordering: .releasing)
+                return nil
             }
-            return s.weights
+            if t.isFileMapped { releaseMappedPages(t.data, t.byteCount) }
+            return packed.storeIfNil(w)
         }
     }
 }

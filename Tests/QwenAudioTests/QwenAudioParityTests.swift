@@ -27,11 +27,6 @@ import Testing
         return try AudioClip(samples16k: samples)
     }
 
-    static func maxAbs(_ a: [Float], _ b: [Float]) -> Float {
-        precondition(a.count == b.count, "\(a.count) vs \(b.count)")
-        return zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) }
-    }
-
     @Test func audioSpecialsHaveTheReferenceIDs() throws {
         let t = try Self.refs("audio.json")["tokenizer"]!
         let tokenizer = try Self.model().tokenizer
@@ -52,13 +47,13 @@ import Testing
         let expected = try Self.floats(meta["rows"]!)
         let got = try audio.embed(clip, pool: nil)
         #expect(got.rows == meta["audio_span"]!.int!)
-        let worst = Self.maxAbs(got.values, expected)
+        let worst = maxAbs(got.values, expected)
         print("qwen-audio encoder \(name): \(got.rows) rows, max |Δ| \(worst)")
         #expect(worst <= 1e-3, "\(name): max |Δ| \(worst)")
         guard name == "speech" else { return }
         // from the 22050 Hz file through our resampler (libsoxr's HQ recipe; the reference resamples with ffmpeg)
         let file = try audio.embed(try AudioClip(path: TestSupport.fixture("audio/inputs/speech.wav")), pool: nil)
-        let resampled = Self.maxAbs(file.values, expected)
+        let resampled = maxAbs(file.values, expected)
         print("qwen-audio encoder speech.wav resampled here: max |Δ| \(resampled)")
         #expect(file.rows == got.rows && resampled <= 0.05)
     }
@@ -90,16 +85,10 @@ import Testing
 
         var last = [Float](repeating: 0, count: vocab)
         try last.withUnsafeMutableBufferPointer { try ctx.eval(pieces: pieces, logits: $0.baseAddress!) }
-        let worst = Self.maxAbs(last, try Self.floats(ref["last_logits"]!))
+        let worst = maxAbs(last, try Self.floats(ref["last_logits"]!))
         print("qwen-audio prompt \(name): \(refIDs.count) tokens, last logits max |Δ| \(worst)")
         #expect(worst <= 1e-3, "\(name): max |Δlogit| \(worst)")
-        var next = Int32(last.indices.max { last[$0] < last[$1] }!)
-        var greedy: [Int32] = []
-        for _ in 0 ..< 16 {
-            greedy.append(next)
-            try last.withUnsafeMutableBufferPointer { try ctx.eval([next], logits: $0.baseAddress!) }
-            next = Int32(last.indices.max { last[$0] < last[$1] }!)
-        }
+        let greedy = try greedyTokens(after: last[...], count: 16) { try ctx.eval([$0], logits: $1) }
         #expect(greedy == ref["greedy"]!.array!.map { Int32($0.int!) }, "\(name): greedy")
 
         // the chat API: `<audio>` markers become "Audio N:<audio></audio>\n" as from_list_format writes them
@@ -136,20 +125,14 @@ extension QwenAudioParityTests {
         var x = [Float](repeating: 0, count: vocab), y = x
         try x.withUnsafeMutableBufferPointer { try Context(model: reference, options: options).evalPrompt(prompt, media: [AudioInput(clip)], logits: $0.baseAddress!) }
         try y.withUnsafeMutableBufferPointer { try Context(model: pair, options: options).evalPrompt(prompt, media: [AudioInput(clip)], logits: $0.baseAddress!) }
-        let rows = Self.maxAbs(a, b), logits = Self.maxAbs(x, y)
+        let rows = maxAbs(a, b), logits = maxAbs(x, y)
         print("qwen-audio \(type) GGUF pair vs folder: rows max |Δ| \(rows), last logits max |Δ| \(logits)")
         // Q8_0 on rows of 32 values (this model's width): a few hundredths on logits of magnitude ~4
         #expect(rows <= (type == "F32" ? 1e-5 : 0.1) && logits <= (type == "F32" ? 1e-5 : 0.25))
-        #expect(x.indices.max { x[$0] < x[$1] } == y.indices.max { y[$0] < y[$1] })
+        #expect(argmaxOf(x[...]) == argmaxOf(y[...]))
     }
 }
 
-extension String {
-    func replacingFirst(_ target: String, with replacement: String) -> String {
-        let parts = split(separator: target, maxSplits: 1, omittingEmptySubsequences: false)
-        return parts.count == 2 ? parts[0] + replacement + parts[1] : self
-    }
-}
 
 /// Bad inputs to the first-generation multimodal models are errors: placeholders without media, media without
 /// placeholders, a clip too short for a row, projectors for another model.

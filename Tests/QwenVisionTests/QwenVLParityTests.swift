@@ -100,13 +100,8 @@ import Testing
         }
         print("qwen-vl prompt \(name): \(refIDs.count) tokens, max |Δlogit| over \(rows.count) rows \(worst)")
         #expect(worst <= 1e-3, "\(name): max |Δlogit| \(worst)")
-        var next = Int32(argmaxOf(all[(refIDs.count - 1) * vocab ..< refIDs.count * vocab]))
-        var greedy: [Int32] = []
-        var last = [Float](repeating: 0, count: vocab)
-        for _ in 0 ..< 16 {
-            greedy.append(next)
-            try last.withUnsafeMutableBufferPointer { try ctx.eval([next], logits: $0.baseAddress!) }
-            next = Int32(argmaxOf(last[...]))
+        let greedy = try greedyTokens(after: all[(refIDs.count - 1) * vocab ..< refIDs.count * vocab], count: 16) {
+            try ctx.eval([$0], logits: $1)
         }
         #expect(greedy == ref["greedy"]!.array!.map { Int32($0.int!) }, "\(name): greedy")
         // the chat API with `<image>` markers numbers the pictures as the reference's from_list_format does
@@ -153,12 +148,6 @@ extension QwenVLParityTests {
     }
 }
 
-extension String {
-    func replacingFirst(_ target: String, with replacement: String) -> String {
-        let parts = split(separator: target, maxSplits: 1, omittingEmptySubsequences: false)
-        return parts.count == 2 ? parts[0] + replacement + parts[1] : self
-    }
-}
 
 /// The grounding parser against the original `_fetch_all_box_with_ref` and `draw_bbox_on_latest_picture` on
 /// real-looking answers (Tests/Fixtures/qwen-vl/refs/grounding.json).
@@ -188,5 +177,12 @@ extension String {
         #expect(partial.map(\.ref) == ["a"])
         let mixed = Grounding.boxes(in: "<box>(1,2),(3)</box><ref>c</ref><box>(1,2),(3,4)</box>")
         #expect(mixed.map(\.ref) == ["c"])
+        // 18-digit coordinates: pixels saturate instead of overflowing
+        let huge = Grounding.boxes(in: "<box>(999999999999999999,-999999999999999999),(1,2)</box>")
+        #expect(huge.map { $0.pixels(width: 1 << 30, height: 1 << 30).x1 } == [Int(Int32.max)])
+        #expect(huge.map { $0.pixels(width: 1 << 30, height: 1 << 30).y1 } == [-Int(Int32.max)])
+        // many elements: each absent tag is searched for once, not once per element
+        let many = String(repeating: "<ref>a</ref><box>(1,2),(3,4)</box>", count: 20_000) + String(repeating: "x", count: 100_000)
+        #expect(Grounding.boxes(in: many).count == 20_000)
     }
 }

@@ -38,15 +38,6 @@ func visionContext(_ model: Model, threads: Int = 2, size: Int = 1024, batch: In
     return try Context(model: model, options: o)
 }
 
-func maxAbs(_ a: [Float], _ b: [Float]) -> Float {
-    precondition(a.count == b.count, "\(a.count) vs \(b.count)")
-    var worst: Float = 0
-    for (x, y) in zip(a, b) { worst = max(worst, abs(x - y)) }
-    return worst
-}
-
-func argmaxOf(_ x: ArraySlice<Float>) -> Int { x.indices.max(by: { x[$0] < x[$1] })! - x.startIndex }
-
 /// The tiny models' preprocessor bounds (their preprocessor_config.json; GGUF projectors carry none).
 let modelMinPixels = 3136, modelMaxPixels = 401_408
 
@@ -170,13 +161,8 @@ let modelMinPixels = 3136, modelMaxPixels = 401_408
             print("vision \(label) \(c): \(refIDs.count) tokens, max |Δlogit| over the last \(rows) positions \(worst)")
             #expect(worst <= 1e-3, "\(label) \(c): max |Δlogit| \(worst)")
             // greedy continuation through the KV cache (positions after the images continue from rope_delta)
-            var next = Int32(argmaxOf(all[(refIDs.count - 1) * vocab ..< refIDs.count * vocab]))
-            var greedy: [Int32] = []
-            var last = [Float](repeating: 0, count: vocab)
-            for _ in 0 ..< 16 {
-                greedy.append(next)
-                try last.withUnsafeMutableBufferPointer { try ctx.eval([next], logits: $0.baseAddress!) }
-                next = Int32(argmaxOf(last[...]))
+            let greedy = try greedyTokens(after: all[(refIDs.count - 1) * vocab ..< refIDs.count * vocab], count: 16) {
+                try ctx.eval([$0], logits: $1)
             }
             #expect(greedy == pc["greedy"]!.array!.map { Int32($0.int!) }, "\(label) \(c): greedy")
             // the same prompt in two calls (split after the first image): the second continues the M-RoPE positions

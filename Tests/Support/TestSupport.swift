@@ -41,3 +41,36 @@ public enum TestSupport {
         fclose(f)
     }
 }
+
+/// The largest |a[i] - b[i]| of two arrays of the same size.
+public func maxAbs(_ a: [Float], _ b: [Float]) -> Float {
+    precondition(a.count == b.count, "\(a.count) vs \(b.count)")
+    var worst: Float = 0
+    for (x, y) in zip(a, b) { worst = max(worst, abs(x - y)) }
+    return worst
+}
+
+/// The index of the largest value, counted from the slice's start.
+public func argmaxOf(_ x: ArraySlice<Float>) -> Int { x.indices.max(by: { x[$0] < x[$1] })! - x.startIndex }
+
+/// `count` greedy tokens: the argmax of `logits`, then the argmax of the logits `step` writes after evaluating each
+/// token (what the references' greedy loops do through the KV cache, EOS ignored).
+public func greedyTokens(after logits: ArraySlice<Float>, count: Int,
+                         step: (Int32, UnsafeMutablePointer<Float>) throws -> Void) rethrows -> [Int32] {
+    var next = Int32(argmaxOf(logits)), tokens: [Int32] = []
+    var last = [Float](repeating: 0, count: logits.count)
+    for _ in 0 ..< count {
+        tokens.append(next)
+        try last.withUnsafeMutableBufferPointer { try step(next, $0.baseAddress!) }
+        next = Int32(argmaxOf(last[...]))
+    }
+    return tokens
+}
+
+extension String {
+    /// The text with the first occurrence of `target` replaced.
+    public func replacingFirst(_ target: String, with replacement: String) -> String {
+        let parts = split(separator: target, maxSplits: 1, omittingEmptySubsequences: false)
+        return parts.count == 2 ? parts[0] + replacement + parts[1] : self
+    }
+}

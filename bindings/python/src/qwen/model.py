@@ -260,19 +260,24 @@ def quantize(input: _util.PathLike, output: _util.PathLike, type: str = "Q8_0", 
     Raises:
         QwenError: ``QWEN_ERR_IO``, ``QWEN_ERR_FORMAT``, ``QWEN_ERR_UNSUPPORTED`` (an unknown type name).
     """
+    _convert("quantization", "qwen_model_quantize", input, output, type, threads, _util.flag(pure, "pure"))
+
+
+def _convert(feature: str, fn_name: str, input: _util.PathLike, output: _util.PathLike, type: str, threads: int,
+             pure: bool) -> None:
+    """Calls a conversion function of the C API (``qwen_model_quantize`` or ``qwen_model_export_projector``)."""
     raw_in = _util.path_bytes(input, "input")
     raw_out = _util.path_bytes(output, "output")
     raw_type = _util.text_bytes(type, "type")
     n_threads = _util.integer(threads, "threads", 0, 1024)
-    is_pure = _util.flag(pure, "pure")
     defaults = _lib.optional("qwen_quantize_default_params")
-    fn = _lib.optional("qwen_model_quantize")
+    fn = _lib.optional(fn_name)
     if defaults is None or fn is None:
-        raise missing("quantization", "qwen_model_quantize")
+        raise missing(feature, fn_name)
     params = defaults()
     params.type = raw_type
     params.n_threads = n_threads
-    params.pure = 1 if is_pure else 0
+    params.pure = 1 if pure else 0
     check(fn(raw_in, raw_out, byref(params)))
 
 
@@ -285,18 +290,7 @@ def export_projector(input: _util.PathLike, output: _util.PathLike, type: str = 
         QwenError: ``QWEN_ERR_IO``, ``QWEN_ERR_FORMAT``, ``QWEN_ERR_UNSUPPORTED`` (another kind of folder, an unknown
             type name).
     """
-    raw_in = _util.path_bytes(input, "input")
-    raw_out = _util.path_bytes(output, "output")
-    raw_type = _util.text_bytes(type, "type")
-    n_threads = _util.integer(threads, "threads", 0, 1024)
-    defaults = _lib.optional("qwen_quantize_default_params")
-    fn = _lib.optional("qwen_model_export_projector")
-    if defaults is None or fn is None:
-        raise missing("projector export", "qwen_model_export_projector")
-    params = defaults()
-    params.type = raw_type
-    params.n_threads = n_threads
-    check(fn(raw_in, raw_out, byref(params)))
+    _convert("projector export", "qwen_model_export_projector", input, output, type, threads, False)
 
 
 __all__ = ["Model", "ModelInfo", "export_projector", "quantize"]
