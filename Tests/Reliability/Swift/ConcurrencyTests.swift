@@ -1,8 +1,10 @@
 // Concurrency (docs/RELIABILITY.md), run under ThreadSanitizer by `scripts/sanitize.sh thread`: one model shared by
-// four contexts generating at once on four threads of their own gives each the tokens it gives alone, and a
-// generation is cancelled from another thread. Plain pthreads, not Swift tasks: a host's threads are what the C
+// four contexts generating at once on four threads of their own gives each the tokens it gives alone (text, image and
+// audio prompts: the towers' lazily packed weights are first used from four threads at once), and a generation is
+// cancelled from another thread. Plain pthreads, not Swift tasks: a host's threads are what the C
 // API is called from, and four tasks may share the cooperative pool's two threads here.
 import QwenFormats
+import QwenMedia
 import QwenModels
 import QwenRuntime
 import QwenTestSupport
@@ -38,13 +40,14 @@ func onThreads(_ bodies: [() -> Void]) {
         return try Model.load(path: TestSupport.fixture("tiny/qwen2-f32.gguf"), options: options)
     }
 
-    /// 16 tokens of `sampling` after the chat, on a fresh context of `model` with its own two worker threads.
-    static func generate(_ model: Model, _ sampling: SamplingParams) throws -> [Int32] {
+    /// 16 tokens of `sampling` after `prompt` has been evaluated on a fresh context of `model` with its own two worker
+    /// threads.
+    static func generate(_ model: Model, _ sampling: SamplingParams, prompt: (Context) throws -> Void) throws -> [Int32] {
         var options = ContextOptions()
-        options.contextSize = 128
+        options.contextSize = 512
         options.threads = 2
         let ctx = try Context(model: model, options: options)
-        try ctx.evalChat(chat, addGenerationPrompt: true)
+        try prompt(ctx)
         var tokens: [Int32] = []
         try ctx.generate(sampling: sampling, maxTokens: 16) { token, _ in
             if token >= 0 { tokens.append(token) }
@@ -53,23 +56,47 @@ func onThreads(_ bodies: [() -> Void]) {
         return tokens
     }
 
-    @Test func sharedModelFourThreads() throws {
-        let model = try Self.model()
+    /// Four contexts of `model` (greedy and seeded sampling, twice each) generate at once on four threads; each gives
+    /// the tokens it gives alone. The threaded round goes first, so that lazily built shared state (packed weights) is
+    /// built while four threads race for it.
+    static func checkSharedModel(_ model: Model, prompt: @escaping (Context) throws -> Void) throws {
         var sampled = SamplingParams()
         sampled.seed = 11
         let settings = [SamplingParams.greedy, sampled, .greedy, sampled]
-        let alone = try settings.map { try Self.generate(model, $0) }
-        #expect(alone.allSatisfy { !$0.isEmpty })
         final class Outcome: @unchecked Sendable { var tokens: [Int32] = []; var error: Error? }  // one per thread
         let outcomes = settings.map { _ in Outcome() }
         onThreads(zip(settings, outcomes).map { params, outcome in
             {
-                do { outcome.tokens = try Self.generate(model, params) } catch { outcome.error = error }
+                do { outcome.tokens = try generate(model, params, prompt: prompt) } catch { outcome.error = error }
             }
         })
+        let alone = try settings.map { try generate(model, $0, prompt: prompt) }
+        #expect(alone.allSatisfy { !$0.isEmpty })
         for (i, outcome) in outcomes.enumerated() {
             #expect(outcome.error == nil, "thread \(i): \(String(describing: outcome.error))")
             #expect(outcome.tokens == alone[i], "thread \(i) generated other tokens than alone")
+        }
+    }
+
+    @Test func sharedModelFourThreads() throws {
+        try Self.checkSharedModel(try Self.model()) { try $0.evalChat(Self.chat, addGenerationPrompt: true) }
+    }
+
+    @Test func sharedVisionModelFourThreads() throws {
+        let model = try Model.load(path: TestSupport.fixture("vision/qwen2vl-hf"))
+        let image = ImageInput(try RGBImage.load(path: TestSupport.fixture("vision/images/rgb_333x215.png")))
+        try Self.checkSharedModel(model) {
+            try $0.evalChat([ChatMessage(role: "user", content: "<image>What is in the picture?")], media: [image],
+                            addGenerationPrompt: true)
+        }
+    }
+
+    @Test func sharedAudioModelFourThreads() throws {
+        let model = try Model.load(path: TestSupport.fixture("audio/qwen2audio-f16.gguf"))
+        try model.loadAudioProjector(path: TestSupport.fixture("audio/mmproj-qwen2audio-f16.gguf"))
+        let clip = AudioInput(try AudioClip(path: TestSupport.fixture("audio/inputs/speech.wav")))
+        try Self.checkSharedModel(model) {
+            try $0.evalChat([ChatMessage(role: "user", content: "<audio>What is said?")], media: [clip], addGenerationPrompt: true)
         }
     }
 
