@@ -16,7 +16,8 @@ public enum GGUFValueType: UInt32, Sendable {
 
 /// A GGUF metadata value. Integers keep their declared type so a file can be written back unchanged.
 /// (Not `indirect`: arrays already live on the heap, and boxing every element would cost an allocation per
-/// element of a token list.)
+/// element of a token list.) A file read from disk gives its arrays of strings as `stringArray`, which reads them
+/// in place; `array` gives every array as values.
 public enum GGUFValue: Sendable, Equatable {
     case int(Int64, GGUFValueType)
     case uint(UInt64, GGUFValueType)
@@ -24,13 +25,30 @@ public enum GGUFValue: Sendable, Equatable {
     case bool(Bool)
     case string(String)
     case array(GGUFValueType, [GGUFValue])
+    case stringArray(GGUFStrings)
 
     public var type: GGUFValueType {
         switch self {
         case let .int(_, t), let .uint(_, t), let .float(_, t): return t
         case .bool: return .bool
         case .string: return .string
-        case .array: return .array
+        case .array, .stringArray: return .array
+        }
+    }
+
+    /// Equal values, however an array of strings is held.
+    public static func == (a: GGUFValue, b: GGUFValue) -> Bool {
+        switch (a, b) {
+        case let (.int(x, s), .int(y, t)): return x == y && s == t
+        case let (.uint(x, s), .uint(y, t)): return x == y && s == t
+        case let (.float(x, s), .float(y, t)): return x == y && s == t
+        case let (.bool(x), .bool(y)): return x == y
+        case let (.string(x), .string(y)): return x == y
+        case let (.array(s, x), .array(t, y)): return s == t && x == y
+        case let (.stringArray(x), .stringArray(y)): return Array(x) == Array(y)
+        case let (.stringArray(x), .array(t, y)), let (.array(t, y), .stringArray(x)):
+            return t == .string && Array(x) == y.map { $0.string }
+        default: return false
         }
     }
 
@@ -62,8 +80,16 @@ public enum GGUFValue: Sendable, Equatable {
     }
 
     public var string: String? { if case let .string(s) = self { return s }; return nil }
-    public var array: [GGUFValue]? { if case let .array(_, a) = self { return a }; return nil }
-    public var strings: [String]? { array?.compactMap(\.string) }
+    public var array: [GGUFValue]? {
+        switch self {
+        case let .array(_, a): return a
+        case let .stringArray(list): return list.map { .string($0) }
+        default: return nil
+        }
+    }
+    /// An array of strings in place in the file, nil for any other value.
+    public var stringList: GGUFStrings? { if case let .stringArray(list) = self { return list }; return nil }
+    public var strings: [String]? { stringList.map(Array.init) ?? array?.compactMap(\.string) }
     public var ints: [Int]? { array?.compactMap(\.int) }
 }
 
@@ -116,7 +142,7 @@ public final class GGUFFile: @unchecked Sendable {
             guard let type = GGUFValueType(rawValue: rawType) else {
                 throw QwenError.format("'\(file.path)': metadata '\(key)' has unknown type \(rawType)")
             }
-            let value = try Self.readValue(&r, type: type, key: key, depth: 0)
+            let value = try Self.readValue(&r, in: file, type: type, key: key, depth: 0)
             metadataIndex[key] = metadata.count
             metadata.append((key, value))
         }
@@ -196,7 +222,8 @@ public final class GGUFFile: @unchecked Sendable {
         return String(decoding: try r.readBytes(Int(n), item()), as: UTF8.self)
     }
 
-    static func readValue(_ r: inout ByteReader, type: GGUFValueType, key: String, depth: Int) throws -> GGUFValue {
+    /// The value at `r` (a reader over all of `file`'s bytes).
+    static func readValue(_ r: inout ByteReader, in file: FileBytes, type: GGUFValueType, key: String, depth: Int) throws -> GGUFValue {
         switch type {
         case .uint8: return .uint(UInt64(try r.read(UInt8.self, key)), type)
         case .int8: return .int(Int64(try r.read(Int8.self, key)), type)
@@ -227,12 +254,52 @@ public final class GGUFFile: @unchecked Sendable {
             guard count <= UInt64(maxArrayElements) else {
                 throw QwenError.format("\(r.what): array '\(key)' has \(count) elements, more than \(maxArrayElements)")
             }
+            if elementType == .string { return .stringArray(try GGUFStrings(&r, in: file, count: Int(count), key: key)) }
             var items: [GGUFValue] = []
             items.reserveCapacity(Int(count))
             for _ in 0 ..< Int(count) {
-                items.append(try readValue(&r, type: elementType, key: key, depth: depth + 1))
+                items.append(try readValue(&r, in: file, type: elementType, key: key, depth: depth + 1))
             }
             return .array(elementType, items)
         }
     }
+}
+
+/// An array of strings read in place from a GGUF file: where each string's bytes lie, checked when the file is read.
+/// (A token list and a merge list hold 10^5 strings each; making a `String` of each cost tens of milliseconds per
+/// load, and the tokenizer wants their bytes anyway.)
+public struct GGUFStrings: RandomAccessCollection, Sendable {
+    let file: FileBytes
+    /// Offset of each string's bytes in the file; its length is the 8 bytes before them.
+    let offsets: [Int]
+
+    init(_ r: inout ByteReader, in file: FileBytes, count: Int, key: String) throws {
+        assert(r.bytes.baseAddress == file.buffer.baseAddress, "a reader over the whole file")
+        self.file = file
+        var offsets: [Int] = []
+        offsets.reserveCapacity(count)
+        for _ in 0 ..< count {
+            let n = try r.read(UInt64.self, "'\(key)'")
+            guard n <= UInt64(GGUFFile.maxStringBytes), n <= UInt64(r.remaining) else {
+                throw QwenError.format("\(r.what): '\(key)' claims \(n) bytes, more than the file holds")
+            }
+            offsets.append(r.offset)
+            r.offset += Int(n)
+        }
+        self.offsets = offsets
+    }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { offsets.count }
+
+    /// The bytes of string `i` (UTF-8 as the file has them, not checked).
+    @inline(__always)
+    public func bytes(_ i: Int) -> UnsafeBufferPointer<UInt8> {
+        let o = offsets[i]
+        let n = Int(truncatingIfNeeded: file.base.loadUnaligned(fromByteOffset: o - 8, as: UInt64.self))
+        return UnsafeBufferPointer(start: (file.base + o).assumingMemoryBound(to: UInt8.self), count: n)
+    }
+
+    /// String `i`, invalid UTF-8 repaired as `String(decoding:as:)` does.
+    public subscript(i: Int) -> String { String(decoding: bytes(i), as: UTF8.self) }
 }

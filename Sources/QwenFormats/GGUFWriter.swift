@@ -75,6 +75,14 @@ public struct GGUFWriter {
                 put(t.rawValue)
                 put(UInt64(items.count))
                 for item in items { putValue(item) }
+            case let .stringArray(list):
+                put(GGUFValueType.string.rawValue)
+                put(UInt64(list.count))
+                for i in list.indices {
+                    let bytes = list.bytes(i)
+                    put(UInt64(bytes.count))
+                    out.append(contentsOf: bytes)
+                }
             }
         }
         put(UInt32(0x4655_4747))

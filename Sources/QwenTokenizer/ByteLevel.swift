@@ -52,6 +52,14 @@ enum ByteLevel {
         return ok
     }
 
+    /// `append` for a token string given as UTF-8 bytes (invalid UTF-8 is outside the alphabet).
+    static func append(utf8 u: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) -> Bool {
+        let start = out.count
+        let ok = scalarToByte.withUnsafeBufferPointer { appendUTF8(u, $0, &out) }
+        if !ok { out.removeSubrange(start...) }
+        return ok
+    }
+
     @inline(__always)
     private static func appendUTF8(_ u: UnsafeBufferPointer<UInt8>, _ table: UnsafeBufferPointer<Int16>,
                                    _ out: inout [UInt8]) -> Bool
@@ -64,7 +72,7 @@ enum ByteLevel {
             if b0 < 0x80 {
                 v = Int(b0)
                 i += 1
-            } else if b0 & 0xE0 == 0xC0, i + 1 < n, u[i + 1] & 0xC0 == 0x80 {
+            } else if b0 & 0xE0 == 0xC0, b0 >= 0xC2, i + 1 < n, u[i + 1] & 0xC0 == 0x80 {
                 v = Int(b0 & 0x1F) << 6 | Int(u[i + 1] & 0x3F)
                 i += 2
             } else {

@@ -31,9 +31,8 @@ extension Tokenizer {
         guard pre == "qwen2" else {
             throw QwenError.unsupported("\(what): pre-tokenizer '\(pre)' is not supported (qwen2 is)")
         }
-        guard let tokenValues = gguf["tokenizer.ggml.tokens"]?.array else { throw fail("tokenizer.ggml.tokens missing") }
-        let tokens = tokenValues.compactMap(\.string)
-        guard tokens.count == tokenValues.count, !tokens.isEmpty, tokens.count <= Tokenizer.maxTokens else {
+        guard let tokenValue = gguf["tokenizer.ggml.tokens"] else { throw fail("tokenizer.ggml.tokens missing") }
+        guard let tokens = tokenValue.stringList, !tokens.isEmpty, tokens.count <= Tokenizer.maxTokens else {
             throw fail("tokenizer.ggml.tokens is not a list of strings")
         }
         var types = [Int](repeating: GGUFTokenType.normal.rawValue, count: tokens.count)
@@ -45,39 +44,42 @@ extension Tokenizer {
             }
             types = ints
         }
-        guard let mergeValues = gguf["tokenizer.ggml.merges"]?.array else { throw fail("tokenizer.ggml.merges missing") }
+        guard let mergeValue = gguf["tokenizer.ggml.merges"] else { throw fail("tokenizer.ggml.merges missing") }
+        guard let merges = mergeValue.stringList else { throw fail("tokenizer.ggml.merges is not a list of strings") }
 
         var src = Source()
         src.what = what
         src.count = tokens.count
         src.mergesKeepFirst = true  // llama.cpp keeps the first rank of a repeated pair
         src.strictMerges = false    // and ignores merges it cannot resolve
-        for (i, token) in tokens.enumerated() {
+        src.rawTokens.reserveCapacity(tokens.count * 8)
+        src.rawVocab.reserveCapacity(tokens.count)
+        var imStart: Int32?
+        for i in tokens.indices {
             let id = Int32(i)
             switch GGUFTokenType(rawValue: types[i]) {
             case .normal?, .undefined?:
-                src.vocab.append((token, id))
+                // byte-level strings straight from the file's bytes into the raw vocabulary
+                let start = src.rawTokens.count
+                if ByteLevel.append(utf8: tokens.bytes(i), to: &src.rawTokens) {
+                    src.rawVocab.append((start ..< src.rawTokens.count, id))
+                } else {
+                    src.vocab.append((tokens[i], id))
+                }
             case .control?, .unknown?:
+                let token = tokens[i]
+                if token == "<|im_start|>", types[i] == GGUFTokenType.control.rawValue, imStart == nil { imStart = id }
                 src.added.append(AddedTokenSpec(id: id, content: token, special: true, normalized: isQwenV1))
             case .userDefined?:
-                src.added.append(AddedTokenSpec(id: id, content: token, special: false))
+                src.added.append(AddedTokenSpec(id: id, content: tokens[i], special: false))
             case .byte?:
+                let token = tokens[i]
                 src.extra.append((id, .byte, Self.byteTokenValue(token).map { [$0] } ?? [], token))
             case .unused?, nil:
-                src.extra.append((id, .unused, [], token))
+                src.extra.append((id, .unused, [], tokens[i]))
             }
         }
-        src.merges.reserveCapacity(mergeValues.count)
-        for (rank, m) in mergeValues.enumerated() {
-            guard let s = m.string else { throw fail("merge \(rank) is not a string") }
-            // llama.cpp splits at the first space after the first character
-            let utf8 = s.utf8
-            if let first = utf8.indices.dropFirst().first(where: { utf8[$0] == UInt8(ascii: " ") }) {
-                src.merges.append((s[..<first], s[s.index(after: first)...]))
-            } else {
-                src.merges.append(("", ""))  // unusable; keeps later ranks
-            }
-        }
+        src.ggufMerges = merges
         func tokenID(_ key: String) -> Int32? {
             guard let v = gguf[key]?.int, v >= 0, v < tokens.count else { return nil }
             return Int32(v)
@@ -89,9 +91,7 @@ extension Tokenizer {
         src.extraEOG = ["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"].compactMap(tokenID)
         if isQwenV1 {
             src.ignoreMerges = true  // tiktoken: a piece that is a token is that token
-            if let i = tokens.firstIndex(of: "<|im_start|>"), types[i] == GGUFTokenType.control.rawValue {
-                src.extraEOG.append(Int32(i))
-            }
+            if let imStart { src.extraEOG.append(imStart) }
         }
         src.chatTemplate = gguf["tokenizer.chat_template"]?.string
         src.nfc = true

@@ -6,6 +6,8 @@ struct TokenIndex {
     private var slots: [UInt64]
     private let mask: Int
     private static let empty = UInt64.max
+    /// Whether an insert replaced an id of the same bytes (then only `find` knows which id a piece has).
+    private(set) var hasDuplicates = false
 
     init(capacity: Int) {
         var size = 16
@@ -46,7 +48,10 @@ struct TokenIndex {
         var i = Int(truncatingIfNeeded: h) & mask
         while slots[i] != Self.empty {
             let v = slots[i]
-            if v >> 32 == tag, pieces.withPiece(id, { pieces.equals(Int32(truncatingIfNeeded: v), $0) }) { break }
+            if v >> 32 == tag, pieces.withPiece(id, { pieces.equals(Int32(truncatingIfNeeded: v), $0) }) {
+                hasDuplicates = true
+                break
+            }
             i = (i + 1) & mask
         }
         slots[i] = tag << 32 | UInt64(UInt32(bitPattern: id))

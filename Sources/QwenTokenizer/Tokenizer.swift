@@ -59,6 +59,8 @@ public final class Tokenizer: @unchecked Sendable {
         var vocab: [(String, Int32)] = []
         /// Merges as (left, right) token strings in rank order.
         var merges: [(Substring, Substring)] = []
+        /// Or as "left right" strings in a GGUF file (llama.cpp splits at the first space after the first character).
+        var ggufMerges: GGUFStrings?
         var mergesKeepFirst = false
         /// A merge whose parts or result are not in the vocabulary: error (Hugging Face) or skipped (llama.cpp).
         var strictMerges = true
@@ -93,6 +95,7 @@ public final class Tokenizer: @unchecked Sendable {
         var pieces = Pieces(count: n, reserve: src.vocab.count * 8 + src.rawTokens.count)
         var index = TokenIndex(capacity: src.vocab.count + src.rawVocab.count)
         var named: [String: Int32] = [:]
+        var everyNormalIndexed = true
 
         for (string, id) in src.vocab {
             guard id >= 0, Int(id) < n else { throw QwenError.format("\(src.what): token id \(id) out of range") }
@@ -106,6 +109,7 @@ public final class Tokenizer: @unchecked Sendable {
                 pieces.data.append(contentsOf: string.utf8)
                 pieces.finish(id, from: start)
                 named[string] = id
+                everyNormalIndexed = false
             }
         }
         for (span, id) in src.rawVocab {
@@ -126,26 +130,41 @@ public final class Tokenizer: @unchecked Sendable {
                 return index.find(UnsafeBufferPointer(buf), pieces: pieces) ?? -1
             }
         }
-        guard src.merges.count <= BPEModel.maxMerges else { throw QwenError.format("\(src.what): too many merges") }
+        let mergeCount = src.merges.count + (src.ggufMerges?.count ?? 0)
+        guard mergeCount <= BPEModel.maxMerges else { throw QwenError.format("\(src.what): too many merges") }
         var merges: [(UInt32, UInt32, UInt32)] = []
-        merges.reserveCapacity(src.merges.count)
+        merges.reserveCapacity(mergeCount)
         var buf: [UInt8] = []
+        // The merged token usually follows the previous merge's (token 256 + rank): a look at its bytes saves a
+        // hash probe, exact while every normal token is in the index under bytes of its own.
+        var nextGuess: Int32 = -1
+        let guessing = everyNormalIndexed && !index.hasDuplicates
+        /// The ids of the two parts and of their merge, whose raw bytes `buf` holds split at `split`.
+        func resolve(split: Int) -> (UInt32, UInt32, UInt32)? {
+            buf.withUnsafeBufferPointer { all -> (UInt32, UInt32, UInt32)? in
+                guard let ia = index.find(UnsafeBufferPointer(rebasing: all[..<split]), pieces: pieces),
+                      let ib = index.find(UnsafeBufferPointer(rebasing: all[split...]), pieces: pieces) else { return nil }
+                let im: Int32
+                if guessing, nextGuess >= 0, Int(nextGuess) < n, kinds[Int(nextGuess)] == .normal, pieces.equals(nextGuess, all) {
+                    im = nextGuess
+                } else if let found = index.find(all, pieces: pieces) {
+                    im = found
+                } else {
+                    return nil
+                }
+                nextGuess = im + 1
+                return (UInt32(ia), UInt32(ib), UInt32(im))
+            }
+        }
         for (rank, (a, b)) in src.merges.enumerated() {
             buf.removeAll(keepingCapacity: true)
-            var ids: (Int32, Int32, Int32)?
+            var ids: (UInt32, UInt32, UInt32)?
             if ByteLevel.append(a, to: &buf) {
                 let split = buf.count
-                if ByteLevel.append(b, to: &buf) {
-                    ids = buf.withUnsafeBufferPointer { all in
-                        guard let ia = index.find(UnsafeBufferPointer(rebasing: all[..<split]), pieces: pieces),
-                              let ib = index.find(UnsafeBufferPointer(rebasing: all[split...]), pieces: pieces),
-                              let im = index.find(all, pieces: pieces) else { return nil }
-                        return (ia, ib, im)
-                    }
-                }
+                if ByteLevel.append(b, to: &buf) { ids = resolve(split: split) }
             }
-            if let (ia, ib, im) = ids {
-                merges.append((UInt32(ia), UInt32(ib), UInt32(im)))
+            if let ids {
+                merges.append(ids)
                 continue
             }
             // Hugging Face refuses merges with unknown parts or result; llama.cpp ignores them. Merges of
@@ -158,6 +177,20 @@ public final class Tokenizer: @unchecked Sendable {
                 }
             }
             merges.append((UInt32.max, UInt32.max, 0))  // holds its rank, never applies
+        }
+        if let list = src.ggufMerges {
+            for i in list.indices {
+                let m = list.bytes(i)
+                buf.removeAll(keepingCapacity: true)
+                var ids: (UInt32, UInt32, UInt32)?
+                if m.count > 1, let space = m[1...].firstIndex(of: UInt8(ascii: " ")),
+                   ByteLevel.append(utf8: UnsafeBufferPointer(rebasing: m[..<space]), to: &buf)
+                {
+                    let split = buf.count
+                    if ByteLevel.append(utf8: UnsafeBufferPointer(rebasing: m[(space + 1)...]), to: &buf) { ids = resolve(split: split) }
+                }
+                merges.append(ids ?? (UInt32.max, UInt32.max, 0))  // unusable ones keep later ranks, as in llama.cpp
+            }
         }
         if src.mergesFromRanks { merges = Self.mergesFromRanks(src.rawVocab.map(\.id), pieces: pieces, index: index) }
         var unknownID: Int32?

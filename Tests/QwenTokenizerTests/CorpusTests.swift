@@ -2,6 +2,9 @@ import QwenFormats
 import QwenTestSupport
 import QwenTokenizer
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite("Tokenizer corpora (ids identical to Hugging Face tokenizers)")
 struct CorpusTests {
@@ -57,6 +60,32 @@ struct CorpusTests {
         #expect(bad.special == 0)
         #expect(bad.noSpecial == 0)
         #expect(bad.decode == 0)
+    }
+
+    /// The real vocabulary written to GGUF as llama.cpp's converter writes it and read back (token and merge lists
+    /// taken from the file's bytes in place): the same ids, and the same bytes for every token.
+    @Test(.enabled(if: Paths.hasRealTokenizer, "real tokenizer not fetched (scripts/fixtures/fetch_tokenizers.sh)"))
+    func realGGUFCorpus() throws {
+        let hf = try #require(Shared.real)
+        let corpus = try #require(Shared.realCorpus)
+        let path = TestSupport.temporaryPath("real-vocab.gguf")
+        var w = GGUFWriter()
+        w.set("general.architecture", .string("qwen2"))
+        for (key, value) in try GGUFVocabulary.read(huggingFaceFolder: Paths.realTokenizer, vocabularySize: 151_936).metadata {
+            w.set(key, value)
+        }
+        try w.write(to: path)
+        defer { unlink(path) }
+        let tok = try Tokenizer(gguf: GGUFFile(path: path))
+        #expect(tok.count == 151_936)
+        let bad = Self.check(tok, corpus, label: "real GGUF",
+                             skipNoSpecial: { text in Self.controlInGGUFOnly.contains { text.contains($0) } })
+        #expect(bad.special == 0)
+        #expect(bad.noSpecial == 0)
+        #expect(bad.decode == 0)
+        var differ = 0
+        for id in Int32(0) ..< Int32(hf.count) where tok.pieceBytes(id) != hf.pieceBytes(id) { differ += 1 }
+        #expect(differ == 0)
     }
 
     @Test func tinyTokenizerJSONCorpus() throws {
