@@ -47,6 +47,9 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Copies row `r` as floats into `dst` (embedding lookup).
     public func dequantizeRow(_ r: Int, into dst: UnsafeMutablePointer<Float>) throws {
         try RowKernels.dequantizeRow(type, row(r), dst, columns)
+        // A tied embedding that is also the packed output head: its mapped pages were returned after packing, and
+        // each lookup's page fault maps 64 KiB around the row; random tokens would pull the whole table back in.
+        if let packing, packing.releasedSource { releaseMappedPages(row(r), rowBytes, touching: true) }
     }
 }
 
@@ -147,6 +150,9 @@ final class LazyPacking: @unchecked Sendable {
         self.columns = columns
     }
 
+    /// Whether the matrix is packed and its original, mapped from the file, was returned to the kernel.
+    var releasedSource: Bool { source.isFileMapped && packed.load() != nil }
+
     func weights(pool: ThreadPool?) -> PackedWeights? {
         if let w = packed.load() { return w }
         if failed.load(ordering: .acquiring) { return nil }
@@ -155,7 +161,8 @@ final class LazyPacking: @unchecked Sendable {
             if failed.load(ordering: .acquiring) { return nil }
             let t = source
             guard let w = try? PackedWeights(type: t.type, rows: rows, columns: columns, data: t.data,
-                                             rowBytes: t.type.byteCount(elements: columns)!, pool: pool) else {
+                                             rowBytes: t.type.byteCount(elements: columns)!, pool: pool,
+                                             releasingSource: t.isFileMapped) else {
                 failed.store(true, ordering: .releasing)
                 return nil
             }

@@ -39,8 +39,11 @@ public final class PackedWeights: @unchecked Sendable {
     var usesQ8K: Bool { type == .q4_K || type == .q6_K }
     var usesF32: Bool { type == .f16 || type == .bf16 }
 
-    /// Repacks `rows` rows of `columns` elements stored at `data` (llama.cpp blocks, `rowBytes` apart).
-    public init(type: TensorType, rows: Int, columns: Int, data: UnsafeRawPointer, rowBytes: Int, pool: ThreadPool? = nil) throws {
+    /// Repacks `rows` rows of `columns` elements stored at `data` (llama.cpp blocks, `rowBytes` apart). With
+    /// `releasingSource` (a memory-mapped original), each task returns the source pages it has packed, so the
+    /// original and its packed copy are not both resident (the peak would hold the largest matrix twice).
+    public init(type: TensorType, rows: Int, columns: Int, data: UnsafeRawPointer, rowBytes: Int, pool: ThreadPool? = nil,
+                releasingSource: Bool = false) throws {
         precondition(Self.canPack(type))
         self.type = type
         self.rows = rows
@@ -71,6 +74,10 @@ public final class PackedWeights: @unchecked Sendable {
                 case .q4_K: cq_pack_group_q4_K(src, rowBytes, r, Int32(g), n, out)
                 default: cq_pack_group_q6_K(src, rowBytes, r, Int32(g), n, out)
                 }
+            }
+            if releasingSource {
+                let first = min(rows, task * perTask * 16), end = min(rows, (task + 1) * perTask * 16)
+                releaseMappedPages(src + first * rowBytes, (end - first) * rowBytes)
             }
         }
         let tasks = (groups + perTask - 1) / perTask
@@ -170,12 +177,15 @@ public final class PackedWeights: @unchecked Sendable {
     #endif
 }
 
-/// Returns the pages of `[start, start + count)` that lie wholly inside it to the kernel (the file stays
-/// mapped; a later access reads them back). Used after repacking a memory-mapped tensor.
-public func releaseMappedPages(_ start: UnsafeRawPointer, _ count: Int) {
-    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-    let first = (Int(bitPattern: start) + page - 1) / page * page
-    let last = (Int(bitPattern: start) + count) / page * page
+/// Returns the pages of a read-only file mapping that lie wholly inside `[start, start + count)` (with `touching`: every
+/// page that holds a byte of it) to the kernel; the file stays mapped and a later access reads them back. Used after
+/// repacking a memory-mapped tensor, whose original is then only read by embedding lookups.
+public func releaseMappedPages(_ start: UnsafeRawPointer, _ count: Int, touching: Bool = false) {
+    let first = touching ? Int(bitPattern: start) / pageSize * pageSize : (Int(bitPattern: start) + pageSize - 1) / pageSize * pageSize
+    let end = Int(bitPattern: start) + count
+    let last = touching ? (end + pageSize - 1) / pageSize * pageSize : end / pageSize * pageSize
     guard last > first else { return }
     madvise(UnsafeMutableRawPointer(bitPattern: first), last - first, MADV_DONTNEED)
 }
+
+private let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
