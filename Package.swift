@@ -40,7 +40,7 @@ let package = Package(
         // Tensors, weight types, kernels and the thread pool shared by every model.
         .target(name: "QwenTensors", dependencies: ["CQwen", "QwenFormats"], swiftSettings: swiftFlags),
         // Byte-level BPE tokenizer (Qwen vocabularies) and chat templates.
-        .target(name: "QwenTokenizer", dependencies: ["QwenFormats"], swiftSettings: swiftFlags),
+        .target(name: "QwenTokenizer", dependencies: ["CQwen", "QwenFormats"], swiftSettings: swiftFlags),
         // System libraries for audio: libsndfile decodes, libsoxr resamples (Debian libsndfile1-dev, libsoxr-dev).
         .systemLibrary(name: "CSndfile", path: "Sources/CSndfile", pkgConfig: "sndfile", providers: [.apt(["libsndfile1-dev"])]),
         .systemLibrary(name: "CSoxr", path: "Sources/CSoxr", pkgConfig: "soxr", providers: [.apt(["libsoxr-dev"])]),

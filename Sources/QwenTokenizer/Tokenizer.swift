@@ -47,6 +47,9 @@ public final class Tokenizer: @unchecked Sendable {
     let normalizeNFC: Bool
     let cache: WordCache
 
+    /// How many keys ahead loading prefetches hash-table slots.
+    static let probeAhead = 16
+
     /// Limits that keep a hostile file from making us allocate absurd amounts.
     static let maxTokens = BPEModel.maxIDs
 
@@ -116,11 +119,17 @@ public final class Tokenizer: @unchecked Sendable {
             guard id >= 0, Int(id) < n, span.lowerBound >= 0, span.upperBound <= src.rawTokens.count else {
                 throw QwenError.format("\(src.what): token id \(id) out of range")
             }
+        }
+        let rawHashes = src.rawTokens.withUnsafeBufferPointer { all in
+            src.rawVocab.map { TokenIndex.hash(UnsafeBufferPointer(rebasing: all[$0.span])) }
+        }
+        for (k, (span, id)) in src.rawVocab.enumerated() {
+            if k + Self.probeAhead < rawHashes.count { index.prefetch(hash: rawHashes[k + Self.probeAhead]) }
             kinds[Int(id)] = .normal
             let start = pieces.data.count
             pieces.data.append(contentsOf: src.rawTokens[span])
             pieces.finish(id, from: start)
-            index.insert(id, pieces: pieces)
+            index.insert(id, hash: rawHashes[k], pieces: pieces)
         }
         // single bytes and merges resolve against the BPE vocabulary only
         var byteIDs = [Int32](repeating: -1, count: 256)
@@ -132,18 +141,43 @@ public final class Tokenizer: @unchecked Sendable {
         }
         let mergeCount = src.merges.count + (src.ggufMerges?.count ?? 0)
         guard mergeCount <= BPEModel.maxMerges else { throw QwenError.format("\(src.what): too many merges") }
-        var merges: [(UInt32, UInt32, UInt32)] = []
-        merges.reserveCapacity(mergeCount)
-        var buf: [UInt8] = []
+        // First the raw bytes of every merge's two parts and their hashes, then the lookups, each merge's slots
+        // prefetched `probeAhead` merges before it is resolved.
+        var parts = MergeParts()
+        parts.reserve(mergeCount)
+        for (a, b) in src.merges {
+            parts.add { buf in
+                guard ByteLevel.append(a, to: &buf) else { return nil }
+                let split = buf.count
+                return ByteLevel.append(b, to: &buf) ? split : nil
+            }
+        }
+        if let list = src.ggufMerges {
+            for i in list.indices {
+                let m = list.bytes(i)
+                parts.add { buf in
+                    // llama.cpp splits at the first space after the first character
+                    guard m.count > 1, let space = m[1...].firstIndex(of: UInt8(ascii: " ")),
+                          ByteLevel.append(utf8: UnsafeBufferPointer(rebasing: m[..<space]), to: &buf) else { return nil }
+                    let split = buf.count
+                    return ByteLevel.append(utf8: UnsafeBufferPointer(rebasing: m[(space + 1)...]), to: &buf) ? split : nil
+                }
+            }
+        }
         // The merged token usually follows the previous merge's (token 256 + rank): a look at its bytes saves a
         // hash probe, exact while every normal token is in the index under bytes of its own.
         var nextGuess: Int32 = -1
         let guessing = everyNormalIndexed && !index.hasDuplicates
-        /// The ids of the two parts and of their merge, whose raw bytes `buf` holds split at `split`.
-        func resolve(split: Int) -> (UInt32, UInt32, UInt32)? {
-            buf.withUnsafeBufferPointer { all -> (UInt32, UInt32, UInt32)? in
-                guard let ia = index.find(UnsafeBufferPointer(rebasing: all[..<split]), pieces: pieces),
-                      let ib = index.find(UnsafeBufferPointer(rebasing: all[split...]), pieces: pieces) else { return nil }
+        var merges: [(UInt32, UInt32, UInt32)] = []
+        merges.reserveCapacity(mergeCount)
+        for rank in 0 ..< mergeCount {
+            if rank + Self.probeAhead < mergeCount {
+                let (ha, hb) = parts.hashes(rank + Self.probeAhead)
+                index.prefetch(hash: ha)
+                index.prefetch(hash: hb)
+            }
+            let ids = parts.withParts(rank) { a, b, all, ha, hb -> (UInt32, UInt32, UInt32)? in
+                guard let ia = index.find(a, hash: ha, pieces: pieces), let ib = index.find(b, hash: hb, pieces: pieces) else { return nil }
                 let im: Int32
                 if guessing, nextGuess >= 0, Int(nextGuess) < n, kinds[Int(nextGuess)] == .normal, pieces.equals(nextGuess, all) {
                     im = nextGuess
@@ -155,42 +189,20 @@ public final class Tokenizer: @unchecked Sendable {
                 nextGuess = im + 1
                 return (UInt32(ia), UInt32(ib), UInt32(im))
             }
-        }
-        for (rank, (a, b)) in src.merges.enumerated() {
-            buf.removeAll(keepingCapacity: true)
-            var ids: (UInt32, UInt32, UInt32)?
-            if ByteLevel.append(a, to: &buf) {
-                let split = buf.count
-                if ByteLevel.append(b, to: &buf) { ids = resolve(split: split) }
-            }
             if let ids {
                 merges.append(ids)
                 continue
             }
-            // Hugging Face refuses merges with unknown parts or result; llama.cpp ignores them. Merges of
-            // non-byte-level tokens are valid but can never apply.
-            if src.strictMerges {
-                let a = String(a), b = String(b)
+            // Hugging Face refuses merges with unknown parts or result; llama.cpp ignores them (and keeps their
+            // ranks). Merges of non-byte-level tokens are valid but can never apply.
+            if src.strictMerges, rank < src.merges.count {
+                let a = String(src.merges[rank].0), b = String(src.merges[rank].1)
                 let known = { (s: String) in named[s] != nil || (Self.byteLevelID(s, index, pieces) != nil) }
                 guard known(a), known(b), known(a + b) else {
                     throw QwenError.format("\(src.what): merge \(rank) '\(a) \(b)' uses a token that is not in the vocabulary")
                 }
             }
             merges.append((UInt32.max, UInt32.max, 0))  // holds its rank, never applies
-        }
-        if let list = src.ggufMerges {
-            for i in list.indices {
-                let m = list.bytes(i)
-                buf.removeAll(keepingCapacity: true)
-                var ids: (UInt32, UInt32, UInt32)?
-                if m.count > 1, let space = m[1...].firstIndex(of: UInt8(ascii: " ")),
-                   ByteLevel.append(utf8: UnsafeBufferPointer(rebasing: m[..<space]), to: &buf)
-                {
-                    let split = buf.count
-                    if ByteLevel.append(utf8: UnsafeBufferPointer(rebasing: m[(space + 1)...]), to: &buf) { ids = resolve(split: split) }
-                }
-                merges.append(ids ?? (UInt32.max, UInt32.max, 0))  // unusable ones keep later ranks, as in llama.cpp
-            }
         }
         if src.mergesFromRanks { merges = Self.mergesFromRanks(src.rawVocab.map(\.id), pieces: pieces, index: index) }
         var unknownID: Int32?
@@ -433,5 +445,53 @@ struct EncodeScratch: ~Copyable {
 
     deinit {
         classes.deallocate(); scalars.deallocate(); offsets.deallocate()
+    }
+}
+
+/// The raw bytes of merges' two parts, in one buffer, with the parts' hashes (merges not in the byte-level alphabet
+/// are marked, and resolve to nothing).
+struct MergeParts {
+    private var bytes: [UInt8] = []
+    /// Start, split and end of each merge in `bytes`; split -1 for a merge that did not decode.
+    private var spans: [(start: Int32, split: Int32, end: Int32)] = []
+    private var partHashes: [UInt64] = []
+
+    mutating func reserve(_ count: Int) {
+        bytes.reserveCapacity(count * 8)
+        spans.reserveCapacity(count)
+        partHashes.reserveCapacity(count * 2)
+    }
+
+    /// Adds one merge: `decode` appends both parts and returns where the second starts, nil when they do not decode.
+    mutating func add(_ decode: (inout [UInt8]) -> Int?) {
+        let start = bytes.count
+        guard let split = decode(&bytes) else {
+            bytes.removeSubrange(start...)
+            spans.append((Int32(start), -1, Int32(start)))
+            partHashes.append(0)
+            partHashes.append(0)
+            return
+        }
+        spans.append((Int32(start), Int32(split), Int32(bytes.count)))
+        bytes.withUnsafeBufferPointer { all in
+            partHashes.append(TokenIndex.hash(UnsafeBufferPointer(rebasing: all[start ..< split])))
+            partHashes.append(TokenIndex.hash(UnsafeBufferPointer(rebasing: all[split...])))
+        }
+    }
+
+    @inline(__always)
+    func hashes(_ i: Int) -> (UInt64, UInt64) { (partHashes[2 * i], partHashes[2 * i + 1]) }
+
+    /// `body(left, right, both, left hash, right hash)` for merge `i`; nil when it did not decode.
+    @inline(__always)
+    func withParts<R>(_ i: Int, _ body: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>,
+                                         UInt64, UInt64) -> R?) -> R? {
+        let s = spans[i]
+        guard s.split >= 0 else { return nil }
+        let start = Int(s.start), split = Int(s.split), end = Int(s.end)
+        return bytes.withUnsafeBufferPointer { all in
+            body(UnsafeBufferPointer(rebasing: all[start ..< split]), UnsafeBufferPointer(rebasing: all[split ..< end]),
+                 UnsafeBufferPointer(rebasing: all[start ..< end]), partHashes[2 * i], partHashes[2 * i + 1])
+        }
     }
 }

@@ -29,6 +29,9 @@ int cq_usable_cpu_count(void);
 int cq_cpu_has_avx512vnni(void);
 void cq_pause(void);
 
+/// Starts loading the cache line of `p` (hash-table probes issued ahead of their use).
+static inline void cq_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+
 // ---- Atomics on plain memory (the pool shares these words with the futex) ----
 static inline uint32_t cq_load_acquire_u32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void cq_store_release_u32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
