@@ -186,6 +186,19 @@ def bandwidth(threads, mib, passes):
 
 
 # ---------------------------------------------------------------- report
+def write_report(path, md):
+    """Writes the text-model report to `path`, keeping what an existing file has from its second top-level heading
+    on (the vision and audio section that bench/media.py's runs add by hand)."""
+    tail = ""
+    if os.path.exists(path):
+        with open(path) as f:
+            lines = f.read().splitlines(keepends=True)
+        later = [i for i, line in enumerate(lines) if line.startswith("# ") and i > 0]
+        if later:
+            tail = "\n" + "".join(lines[later[0]:])
+    with open(path, "w") as f:
+        f.write(md.rstrip("\n") + "\n" + tail)
+
 
 def ms(v):
     if not v:
@@ -358,8 +371,7 @@ def main():
         md = report(old)
         print(md)
         if a.report:
-            with open(a.report, "w") as f:
-                f.write(md)
+            write_report(a.report, md)
         return
     resumed = None
     if a.resume:
@@ -481,8 +493,7 @@ def main():
     md = report(res)
     print(md)
     if a.report:
-        with open(a.report, "w") as f:
-            f.write(md)
+        write_report(a.report, md)
         log(f"wrote {a.report} and {rel(raw)}")
 
 
