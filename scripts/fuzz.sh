@@ -64,7 +64,11 @@ for h in "${harnesses[@]}"; do
   # add a second, unrelated ASan report (memserver_read) after libFuzzer's
   status=0 t0=$SECONDS
   SWIFT_BACKTRACE=enable=no QWEN_FUZZ_HARNESS=$h "$fuzzer" "$corpus" "${extra[@]}" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=30 \
-    -print_final_stats=1 -artifact_prefix="$crashes/" >"$log" 2>&1 || status=$?
+    -print_final_stats=1 -artifact_prefix="$crashes/" >"$log" 2>&1 &
+  pid=$!
+  wait "$pid" || status=$?
+  # the harness's scratch folder, left behind when the process died on a crash (its exit handler did not run)
+  rm -rf /dev/shm/qwen-fuzz-"$pid"-* /tmp/qwen-fuzz-"$pid"-*
   executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   elapsed=$((SECONDS - t0))
   # crash-*, leak-*, timeout-*, oom-*: the campaign stopped there; slow-unit-*: an input over 10 s (reported only)

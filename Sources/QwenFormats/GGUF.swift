@@ -296,7 +296,7 @@ public struct GGUFStrings: RandomAccessCollection, Sendable {
     @inline(__always)
     public func bytes(_ i: Int) -> UnsafeBufferPointer<UInt8> {
         let o = offsets[i]
-        let n = Int(truncatingIfNeeded: file.base.loadUnaligned(fromByteOffset: o - 8, as: UInt64.self))
+        let n = Int(truncatingIfNeeded: UInt64(littleEndian: file.base.loadUnaligned(fromByteOffset: o - 8, as: UInt64.self)))
         return UnsafeBufferPointer(start: (file.base + o).assumingMemoryBound(to: UInt8.self), count: n)
     }
 

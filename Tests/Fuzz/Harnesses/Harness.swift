@@ -97,14 +97,15 @@ public enum FuzzPaths {
     public static var corpus: String { repoRoot + "/Tests/Fuzz/corpus" }
     public static var regressions: String { repoRoot + "/Tests/Fuzz/regressions" }
 
-    /// A private folder of this process on tmpfs (/dev/shm, else /tmp), created on first use.
+    /// A private folder of this process on tmpfs (/dev/shm, else /tmp), created on first use and removed at exit; named
+    /// `qwen-fuzz-<pid>-…` so that scripts/fuzz.sh can remove it after a crash (no exit handler runs then).
     public static func scratchFolder() throws -> String {
         try scratch.get()
     }
 
     private static let scratch: Result<String, Error> = Result {
         let base = isDirectory("/dev/shm") ? "/dev/shm" : "/tmp"
-        var template = Array("\(base)/qwen-fuzz-XXXXXX".utf8CString)
+        var template = Array("\(base)/qwen-fuzz-\(getpid())-XXXXXX".utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
             throw QwenError.io("cannot create a scratch folder in \(base)")
         }
