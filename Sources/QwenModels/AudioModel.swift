@@ -118,21 +118,16 @@ public final class AudioModel: @unchecked Sendable {
     /// The audio tower of llama.cpp's audio mmproj for `model` (its text GGUF provides the tokens).
     public static func mmproj(_ gguf: GGUFFile, for model: Model) throws -> AudioModel {
         let c = try AudioEncoderConfig(mmproj: gguf)
-        guard c.outputSize == model.config.hiddenSize else {
-            throw QwenError.invalidArgument("'\(gguf.file.path)' projects to \(c.outputSize) floats, the model's hidden size is " +
-                                            "\(model.config.hiddenSize)")
-        }
+        try model.checkProjectorWidth(c.outputSize, of: gguf)
         let placeholder = c.kind == .qwenAudio ? "[[[AUDIO:modality]]]" : "<|AUDIO|>"
         guard let id = model.tokenizer.tokenID(placeholder) else {
             throw QwenError.unsupported("the model's tokenizer has no \(placeholder) token: it is not the language model of the projector's " +
                                         (c.kind == .qwenAudio ? "Qwen-Audio" : "Qwen2-Audio"))
         }
-        let store = WeightStore(gguf: gguf)
-        store.loadPool = Model.loadPool(model.options)
-        defer { store.loadPool = nil }  // its threads end with loading
         var settings = AudioFeatureSettings()
         settings.melBins = c.melBins
-        return try AudioModel(encoder: Qwen2AudioEncoder(config: c, weights: store), features: WhisperFeatureExtractor(settings: settings),
+        let encoder = try model.withProjectorWeights(gguf) { try Qwen2AudioEncoder(config: c, weights: $0) }
+        return try AudioModel(encoder: encoder, features: WhisperFeatureExtractor(settings: settings),
                               audioTokenID: id, tokenizer: model.tokenizer, source: gguf.file.path)
     }
 }

@@ -99,6 +99,22 @@ public final class Model: @unchecked Sendable {
         return threads > 1 ? ThreadPool(threads: threads, spinIterations: 1000) : nil
     }
 
+    /// `body` on the weights of an mmproj file for this model, with a load pool while it runs.
+    func withProjectorWeights<R>(_ gguf: GGUFFile, _ body: (WeightStore) throws -> R) rethrows -> R {
+        let store = WeightStore(gguf: gguf)
+        store.loadPool = Self.loadPool(options)
+        defer { store.loadPool = nil }  // its threads end with loading
+        return try body(store)
+    }
+
+    /// Refuses a projector whose output is not this model's hidden size.
+    func checkProjectorWidth(_ outputSize: Int, of gguf: GGUFFile) throws {
+        guard outputSize == config.hiddenSize else {
+            throw QwenError.invalidArgument("'\(gguf.file.path)' projects to \(outputSize) floats, the model's hidden size is " +
+                                            "\(config.hiddenSize)")
+        }
+    }
+
     static func makeLanguageModel(config: ModelConfig, weights: WeightStore) throws -> any LanguageModel {
         switch config.architecture {
         case "qwen": return try QwenV1Model(config: config, weights: weights)

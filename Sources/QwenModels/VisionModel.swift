@@ -151,17 +151,13 @@ public final class VisionModel: @unchecked Sendable {
     /// defaults.
     public static func mmproj(_ gguf: GGUFFile, for model: Model) throws -> VisionModel {
         if gguf["clip.projector_type"]?.string == ProjectorExport.qwenVLProjectorType {  // ours (ProjectorExport.swift)
-            let store = WeightStore(gguf: gguf)
-            store.loadPool = Model.loadPool(model.options)
-            defer { store.loadPool = nil }
-            return try qwenVL(try QwenVLVisionConfig(gguf: gguf), weights: store, tokenizer: model.tokenizer,
-                              hidden: model.config.hiddenSize, source: gguf.file.path)
+            let c = try QwenVLVisionConfig(gguf: gguf)
+            return try model.withProjectorWeights(gguf) {
+                try qwenVL(c, weights: $0, tokenizer: model.tokenizer, hidden: model.config.hiddenSize, source: gguf.file.path)
+            }
         }
         let c = try VisionConfig(gguf: gguf)
-        guard c.outputSize == model.config.hiddenSize else {
-            throw QwenError.invalidArgument("'\(gguf.file.path)' projects to \(c.outputSize) floats, the model's hidden size is " +
-                                            "\(model.config.hiddenSize)")
-        }
+        try model.checkProjectorWidth(c.outputSize, of: gguf)
         guard let id = model.tokenizer.tokenID("<|image_pad|>") else {
             throw QwenError.unsupported("the model's tokenizer has no <|image_pad|> token: it is not a Qwen-VL language model")
         }
@@ -174,11 +170,8 @@ public final class VisionModel: @unchecked Sendable {
             s.minPixels = lo
             s.maxPixels = hi
         }
-        let store = WeightStore(gguf: gguf)
-        store.loadPool = Model.loadPool(model.options)
-        defer { store.loadPool = nil }  // its threads end with loading
-        return VisionModel(encoder: try Qwen2VLVisionEncoder(config: c, weights: store, processorSettings: s), imageTokenID: id,
-                           promptSyntax: qwen2VLSyntax, source: gguf.file.path)
+        let encoder = try model.withProjectorWeights(gguf) { try Qwen2VLVisionEncoder(config: c, weights: $0, processorSettings: s) }
+        return VisionModel(encoder: encoder, imageTokenID: id, promptSyntax: qwen2VLSyntax, source: gguf.file.path)
     }
 }
 
