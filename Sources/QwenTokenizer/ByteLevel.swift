@@ -42,14 +42,8 @@ enum ByteLevel {
     /// Appends the raw bytes of a byte-level token string to `out`. Returns false, leaving `out` as it was,
     /// when the string uses a character outside the alphabet.
     static func append<S: StringProtocol>(_ s: S, to out: inout [UInt8]) -> Bool {
-        let start = out.count
-        let ok = scalarToByte.withUnsafeBufferPointer { table -> Bool in
-            if let r = s.utf8.withContiguousStorageIfAvailable({ appendUTF8($0, table, &out) }) { return r }
-            let copy = Array(s.utf8)
-            return copy.withUnsafeBufferPointer { appendUTF8($0, table, &out) }
-        }
-        if !ok { out.removeSubrange(start...) }
-        return ok
+        if let ok = s.utf8.withContiguousStorageIfAvailable({ append(utf8: $0, to: &out) }) { return ok }
+        return Array(s.utf8).withUnsafeBufferPointer { append(utf8: $0, to: &out) }
     }
 
     /// `append` for a token string given as UTF-8 bytes (invalid UTF-8 is outside the alphabet).

@@ -452,8 +452,9 @@ struct EncodeScratch: ~Copyable {
 /// are marked, and resolve to nothing).
 struct MergeParts {
     private var bytes: [UInt8] = []
-    /// Start, split and end of each merge in `bytes`; split -1 for a merge that did not decode.
-    private var spans: [(start: Int32, split: Int32, end: Int32)] = []
+    /// Start, split and end of each merge in `bytes`; split -1 for a merge that did not decode. (Int: a hostile file
+    /// may hold more than 2 GiB of merges.)
+    private var spans: [(start: Int, split: Int, end: Int)] = []
     private var partHashes: [UInt64] = []
 
     mutating func reserve(_ count: Int) {
@@ -467,12 +468,12 @@ struct MergeParts {
         let start = bytes.count
         guard let split = decode(&bytes) else {
             bytes.removeSubrange(start...)
-            spans.append((Int32(start), -1, Int32(start)))
+            spans.append((start, -1, start))
             partHashes.append(0)
             partHashes.append(0)
             return
         }
-        spans.append((Int32(start), Int32(split), Int32(bytes.count)))
+        spans.append((start, split, bytes.count))
         bytes.withUnsafeBufferPointer { all in
             partHashes.append(TokenIndex.hash(UnsafeBufferPointer(rebasing: all[start ..< split])))
             partHashes.append(TokenIndex.hash(UnsafeBufferPointer(rebasing: all[split...])))
@@ -488,7 +489,7 @@ struct MergeParts {
                                          UInt64, UInt64) -> R?) -> R? {
         let s = spans[i]
         guard s.split >= 0 else { return nil }
-        let start = Int(s.start), split = Int(s.split), end = Int(s.end)
+        let start = s.start, split = s.split, end = s.end
         return bytes.withUnsafeBufferPointer { all in
             body(UnsafeBufferPointer(rebasing: all[start ..< split]), UnsafeBufferPointer(rebasing: all[split ..< end]),
                  UnsafeBufferPointer(rebasing: all[start ..< end]), partHashes[2 * i], partHashes[2 * i + 1])
