@@ -54,7 +54,7 @@ public class DecoderModel: LanguageModel, @unchecked Sendable {
         vocabularySize = embd.shape[0]
         let tied = c.tiedEmbeddings ?? (store.tensor("output.weight") == nil)
         // a tied embedding is also the output head: pack it for the matmul kernels
-        embedding = try WeightMatrix(embd, pack: tied, pool: store.loadPool)
+        embedding = try WeightMatrix(embd, pack: tied, arena: store.packingArena)
         blocks = try (0 ..< c.layerCount).map { i in
             let p = "blk.\(i)"
             let feedForward: FeedForward

@@ -21,7 +21,7 @@ func loadMatrix(_ store: WeightStore, _ name: String, rows: Int, columns: Int) t
     guard t.shape == [rows, columns] else {
         throw QwenError.format("'\(name)' has shape \(t.shape), expected [\(rows), \(columns)]")
     }
-    return try WeightMatrix(t, pack: true, pool: store.loadPool)
+    return try WeightMatrix(t, pack: true, arena: store.packingArena)
 }
 
 /// A dense layer y = W·x (+ b).

@@ -67,7 +67,7 @@ public struct MoE: Sendable {
                 let view = TensorData(name: "\(t.name)[\(x)]", type: t.type, shape: [rows, columns],
                                       data: t.data + (x * slabRows + first) * rowBytes, byteCount: rows * rowBytes,
                                       isFileMapped: t.isFileMapped)
-                return try WeightMatrix(view, pack: true, pool: store.loadPool)
+                return try WeightMatrix(view, pack: true, arena: store.packingArena)
             }
         }
         if let t = store.tensor("\(prefix).ffn_\(kind)_exps.weight") {

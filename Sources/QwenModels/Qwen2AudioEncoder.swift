@@ -159,7 +159,7 @@ public final class Qwen2AudioEncoder: @unchecked Sendable {
             // [out][in][k] is the matrix [out][in·3] the im2col rows below multiply
             let m = TensorData(name: t.name, type: t.type, shape: [d, inputs * 3], data: t.data, byteCount: t.byteCount,
                                isFileMapped: t.isFileMapped)
-            return Linear(weight: try WeightMatrix(m, pack: true, pool: store.loadPool), bias: try vector(prefix + ".bias", d))
+            return Linear(weight: try WeightMatrix(m, pack: true, arena: store.packingArena), bias: try vector(prefix + ".bias", d))
         }
         conv1 = try conv("a.conv1d.1", inputs: c.melBins)
         conv2 = try conv("a.conv1d.2", inputs: d)

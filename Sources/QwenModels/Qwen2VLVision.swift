@@ -192,7 +192,7 @@ public final class Qwen2VLVisionEncoder: ImageEncoder, @unchecked Sendable {
         config = c
         self.processorSettings = processorSettings
         weights = store
-        let e = c.width, pool = store.loadPool
+        let e = c.width
         (patchEmbedding, patchStorage) = try Self.loadPatchEmbedding(store, c)
         blocks = try (0 ..< c.depth).map { i in
             let p = "v.blk.\(i)."
@@ -203,7 +203,7 @@ public final class Qwen2VLVisionEncoder: ImageEncoder, @unchecked Sendable {
                              bias: hasBias ? try loadVector(store, p + "ln2.bias", count: e) : nil)
             let q: Linear, k: Linear, v: Linear
             if let fused = store.tensor(p + "attn_qkv.weight") {  // Hugging Face: one [3·width, width] matrix
-                (q, k, v) = try Self.splitQKV(fused, bias: try loadVector(store, p + "attn_qkv.bias", count: 3 * e), width: e, pool: pool)
+                (q, k, v) = try Self.splitQKV(fused, bias: try loadVector(store, p + "attn_qkv.bias", count: 3 * e), width: e, arena: store.packingArena)
             } else {
                 q = try Linear(store, p + "attn_q", inputs: e, outputs: e, bias: true)
                 k = try Linear(store, p + "attn_k", inputs: e, outputs: e, bias: true)
@@ -240,7 +240,7 @@ public final class Qwen2VLVisionEncoder: ImageEncoder, @unchecked Sendable {
         if t0.elementCount == c.width * row, t0.shape.first == c.width, store.tensor("v.patch_embd.weight.1") == nil {
             let view = TensorData(name: t0.name, type: t0.type, shape: [c.width, row], data: t0.data, byteCount: t0.byteCount,
                                   isFileMapped: t0.isFileMapped)
-            return (try WeightMatrix(view, pack: true, pool: store.loadPool), nil)
+            return (try WeightMatrix(view, pack: true, arena: store.packingArena), nil)
         }
         guard c.temporalPatchSize == 2, let t1 = store.tensor("v.patch_embd.weight.1") else {
             throw QwenError.format("'\(store.source)': patch embedding has shape \(t0.shape), expected [\(c.width), \(c.channels), " +
@@ -266,18 +266,18 @@ public final class Qwen2VLVisionEncoder: ImageEncoder, @unchecked Sendable {
         }
         let view = TensorData(name: "v.patch_embd", type: t0.type, shape: [c.width, row], data: UnsafeRawPointer(storage.raw),
                               byteCount: c.width * row * size)
-        return (try WeightMatrix(view, pack: true, pool: store.loadPool), storage)
+        return (try WeightMatrix(view, pack: true, arena: store.packingArena), storage)
     }
 
     /// Rows [0, w), [w, 2w), [2w, 3w) of a fused QKV matrix as three matrices (views of the same bytes).
-    static func splitQKV(_ t: TensorData, bias: [Float], width e: Int, pool: ThreadPool?) throws -> (Linear, Linear, Linear) {
+    static func splitQKV(_ t: TensorData, bias: [Float], width e: Int, arena: PackingArena?) throws -> (Linear, Linear, Linear) {
         guard t.shape == [3 * e, e], let rowBytes = t.type.byteCount(elements: e) else {
             throw QwenError.format("'\(t.name)' has shape \(t.shape), expected [\(3 * e), \(e)]")
         }
         func part(_ i: Int) throws -> Linear {
             let view = TensorData(name: t.name + "[\(i)]", type: t.type, shape: [e, e], data: t.data + i * e * rowBytes,
                                   byteCount: e * rowBytes, isFileMapped: false)
-            return Linear(weight: try WeightMatrix(view, pack: true, pool: pool), bias: Array(bias[i * e ..< (i + 1) * e]))
+            return Linear(weight: try WeightMatrix(view, pack: true, arena: arena), bias: Array(bias[i * e ..< (i + 1) * e]))
         }
         return (try part(0), try part(1), try part(2))
     }

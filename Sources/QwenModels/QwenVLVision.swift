@@ -150,7 +150,7 @@ public final class QwenVLVisionEncoder: ImageEncoder, @unchecked Sendable {
         }
         patchEmbedding = try WeightMatrix(TensorData(name: patch.name, type: patch.type, shape: [e, c.patchRowSize], data: patch.data,
                                                      byteCount: patch.byteCount, isFileMapped: patch.isFileMapped),
-                                          pack: true, pool: store.loadPool)
+                                          pack: true, arena: store.packingArena)
         // learned positions on a square grid (16 × 16 in the releases), resized to the patch grid as get_abs_pos does
         let table = try store.require("v.position_embd.weight")
         let side = Int(Double(table.elementCount / e).squareRoot())
@@ -175,7 +175,7 @@ public final class QwenVLVisionEncoder: ImageEncoder, @unchecked Sendable {
         kvNorm = try LayerNorm(store, "v.resampler.ln_kv", count: d)
         let fused = try store.require("v.resampler.attn_qkv.weight")
         let (q, k, v) = try Qwen2VLVisionEncoder.splitQKV(fused, bias: try loadVector(store, "v.resampler.attn_qkv.bias", count: 3 * d),
-                                                         width: d, pool: store.loadPool)
+                                                         width: d, arena: store.packingArena)
         resamplerKey = k
         resamplerValue = v
         resamplerOutput = try Linear(store, "v.resampler.attn_out", inputs: d, outputs: d, bias: true)
@@ -214,7 +214,7 @@ public final class QwenVLVisionEncoder: ImageEncoder, @unchecked Sendable {
             }
         }
         let view = TensorData(name: "mm.proj.weight", type: t.type, shape: [d, d], data: UnsafeRawPointer(storage.raw), byteCount: d * d * size)
-        return (try WeightMatrix(view, pack: true, pool: store.loadPool), storage)
+        return (try WeightMatrix(view, pack: true, arena: store.packingArena), storage)
     }
 
     /// torch's `F.interpolate(mode="bicubic", align_corners=False)` of a side × side grid of `channels` values to

@@ -15,6 +15,8 @@ public final class WeightStore: @unchecked Sendable {
     private let isHuggingFace: Bool
     /// Threads that repack weights while the model loads (nil: the loading thread alone).
     public var loadPool: ThreadPool?
+    /// Where this model's matrices are packed for the fast kernels.
+    public let packingArena = PackingArena()
 
     /// The quantization mix the file was made with, as llama.cpp names it ("Q4_K_M"), if the file says.
     public private(set) var fileTypeName: String?

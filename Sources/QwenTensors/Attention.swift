@@ -1,3 +1,4 @@
+import CQwen
 import QwenFormats
 #if canImport(Glibc)
 import Glibc
@@ -142,6 +143,16 @@ public enum Attention {
             let scores = scratch + worker * stride
             let k0 = UnsafeRawPointer(cache.key(layer: layer, head: g, position: 0))
             let v0 = UnsafeRawPointer(cache.value(layer: layer, head: g, position: 0))
+            #if arch(x86_64)
+            if kvType == .f16, d % 8 == 0 {
+                // whole rows of keys and values per call: at decode the per-row calls below cost more than the math
+                let k = k0.assumingMemoryBound(to: UInt8.self), v = v0.assumingMemoryBound(to: UInt8.self)
+                cq_attn_scores_f16_avx2(Int32(d), Int32(length), k, rowBytes, qv, scale, scores)
+                let total = Ops.expShifted(scores, length, shift: Ops.maximum(scores, length))
+                cq_attn_values_f16_avx2(Int32(d), Int32(length), v, rowBytes, scores, 1 / total, o)
+                return
+            }
+            #endif
             switch kvType {
             case .f32:
                 for j in 0 ..< length { scores[j] = RowKernels.dotF32(d, (k0 + j * rowBytes).assumingMemoryBound(to: Float.self), qv) * scale }
@@ -155,9 +166,7 @@ public enum Attention {
                 RowKernels.quantizeQ8_0(qv, qq, d, path: .best)
                 for j in 0 ..< length { scores[j] = RowKernels.dotQ8_0(d / 32, k0 + j * rowBytes, qq, path: .best) * scale }
             }
-            var m = -Float.infinity
-            for j in 0 ..< length { m = max(m, scores[j]) }
-            let inv = 1 / Ops.expShifted(scores, length, shift: m)
+            let inv = 1 / Ops.expShifted(scores, length, shift: Ops.maximum(scores, length))
             o.update(repeating: 0, count: d)
             for j in 0 ..< length {
                 let p = scores[j] * inv, row = v0 + j * rowBytes

@@ -20,9 +20,10 @@ public struct WeightMatrix: @unchecked Sendable {
     public var packed: PackedWeights? { packing?.weights(pool: nil) }
 
     /// `pack`: repack for the CPU's fastest kernels when possible, on first use (so loading a mapped file does no
-    /// repacking); the mapped pages of the original are released then (`row(_:)` still reads them, through page
-    /// faults). `pool` is accepted for callers that load with one; packing uses the pool of its first multiply.
-    public init(_ t: TensorData, pack: Bool = false, pool _: ThreadPool? = nil) throws {
+    /// repacking), into `arena` when given (the model's, so its matrices lie in one stream); the mapped pages of the
+    /// original are released then (`row(_:)` still reads them, through page faults). Packing uses the pool of its
+    /// first multiply.
+    public init(_ t: TensorData, pack: Bool = false, arena: PackingArena? = nil) throws {
         guard t.shape.count == 2 else { throw QwenError.format("'\(t.name)' should be a matrix, has shape \(t.shape)") }
         guard let kernels = WeightKernels.lookup(t.type) else {
             throw QwenError.unsupported("'\(t.name)' has weight type \(t.type.name), which is not supported yet")
@@ -33,7 +34,7 @@ public struct WeightMatrix: @unchecked Sendable {
         data = t.data
         rowBytes = t.type.byteCount(elements: columns)!
         self.kernels = kernels
-        packing = pack && PackedWeights.isAvailable && PackedWeights.canPack(t.type) ? LazyPacking(t, rows: rows, columns: columns) : nil
+        packing = pack && PackedWeights.isAvailable && PackedWeights.canPack(t.type) ? LazyPacking(t, rows: rows, columns: columns, arena: arena) : nil
     }
 
     @inline(__always) public func row(_ r: Int) -> UnsafeRawPointer { data + r * rowBytes }
@@ -140,12 +141,14 @@ public func linear(_ w: WeightMatrix, input x: UnsafePointer<Float>, tokens: Int
 final class LazyPacking: @unchecked Sendable {
     private let source: TensorData
     private let rows: Int, columns: Int
+    private let arena: PackingArena?
     private let packed = AtomicLazyReference<PackedWeights>()
     private let failed = Atomic<Bool>(false)
     private let lock = Mutex<Void>(())
 
-    init(_ source: TensorData, rows: Int, columns: Int) {
+    init(_ source: TensorData, rows: Int, columns: Int, arena: PackingArena?) {
         self.source = source
+        self.arena = arena
         self.rows = rows
         self.columns = columns
     }
@@ -162,7 +165,7 @@ final class LazyPacking: @unchecked Sendable {
             let t = source
             guard let w = try? PackedWeights(type: t.type, rows: rows, columns: columns, data: t.data,
                                              rowBytes: t.type.byteCount(elements: columns)!, pool: pool,
-                                             releasingSource: t.isFileMapped) else {
+                                             releasingSource: t.isFileMapped, arena: arena) else {
                 failed.store(true, ordering: .releasing)
                 return nil
             }

@@ -19,7 +19,9 @@ public final class PackedWeights: @unchecked Sendable {
     /// Blocks (32 or 256 elements) per row, and bytes of one packed 16-row block.
     let blocks: Int
     let blockBytes: Int
-    let storage: AlignedBuffer<UInt8>
+    /// The packed groups, and what owns their memory (an arena slice or a buffer of their own).
+    let storage: UnsafeMutableRawPointer
+    private let owner: AnyObject
 
     var groupBytes: Int { blocks * blockBytes }
 
@@ -42,8 +44,9 @@ public final class PackedWeights: @unchecked Sendable {
     /// Repacks `rows` rows of `columns` elements stored at `data` (llama.cpp blocks, `rowBytes` apart). With
     /// `releasingSource` (a memory-mapped original), each task returns the source pages it has packed, so the
     /// original and its packed copy are not both resident (the peak would hold the largest matrix twice).
+    /// With `arena`, the packed form takes a slice of it instead of memory of its own.
     public init(type: TensorType, rows: Int, columns: Int, data: UnsafeRawPointer, rowBytes: Int, pool: ThreadPool? = nil,
-                releasingSource: Bool = false) throws {
+                releasingSource: Bool = false, arena: PackingArena? = nil) throws {
         precondition(Self.canPack(type))
         self.type = type
         self.rows = rows
@@ -58,8 +61,16 @@ public final class PackedWeights: @unchecked Sendable {
         case .q4_K: blockBytes = Int(CQ_PACKED_Q4_K_BLOCK)
         default: blockBytes = Int(CQ_PACKED_Q6_K_BLOCK)
         }
-        storage = try AlignedBuffer(count: groups * blocks * blockBytes, what: "packed weights")
-        let src = data.assumingMemoryBound(to: UInt8.self), dst = storage.raw.assumingMemoryBound(to: UInt8.self)
+        let bytes = groups * blocks * blockBytes
+        if let arena {
+            storage = try arena.allocate(bytes, what: "packed weights")
+            owner = arena
+        } else {
+            let buffer = try AlignedBuffer<UInt8>(count: bytes, what: "packed weights")
+            storage = buffer.raw
+            owner = buffer
+        }
+        let src = data.assumingMemoryBound(to: UInt8.self), dst = storage.assumingMemoryBound(to: UInt8.self)
         let n = Int32(blocks), r = Int32(rows), groupBytes = self.groupBytes, groups = self.groups
         let perTask = max(1, groups / max(1, (pool?.threadCount ?? 1) * 4))
         let type = self.type
@@ -118,7 +129,7 @@ public final class PackedWeights: @unchecked Sendable {
         let tasksWanted = work < 1 << 16 ? 1 : threads * 4
         let groupsPerTask = max(1, (groups + tasksWanted - 1) / tasksWanted)
         let taskCount = (groups + groupsPerTask - 1) / groupsPerTask
-        let base = UnsafeRawPointer(storage.raw).assumingMemoryBound(to: UInt8.self)
+        let base = UnsafeRawPointer(storage).assumingMemoryBound(to: UInt8.self)
         let kind: Int32
         switch type {
         case .q8_0: kind = 0
@@ -188,4 +199,4 @@ public func releaseMappedPages(_ start: UnsafeRawPointer, _ count: Int, touching
     madvise(UnsafeMutableRawPointer(bitPattern: first), last - first, MADV_DONTNEED)
 }
 
-private let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))

@@ -192,6 +192,51 @@ static inline void cq_axpy_f16_avx2(int n, float a, const uint16_t *w, float *y)
     for (; i < n; i++) y[i] += a * cq_f16_to_f32(w[i]);
 }
 
+/// Attention scores against an F16 cache for one query: scores[j] = scale · (q · key j) for n keys `stride` bytes
+/// apart, d a multiple of 8. Eight keys at a time, reduced together by one add tree instead of eight horizontal sums.
+static inline void cq_attn_scores_f16_avx2(int d, int n, const uint8_t *keys, size_t stride, const float *q, float scale, float *scores) {
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 a[8];
+        for (int r = 0; r < 8; r++) a[r] = _mm256_setzero_ps();
+        for (int i = 0; i < d; i += 8) {
+            const __m256 qv = _mm256_loadu_ps(q + i);
+            for (int r = 0; r < 8; r++) {
+                const uint16_t *k = (const uint16_t *)(keys + (size_t)(j + r) * stride) + i;
+                a[r] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)k)), qv, a[r]);
+            }
+        }
+        // lanes: hadd pairs, then pairs of pairs; the two 128-bit halves hold elements 0-3 and 4-7 of each sum
+        const __m256 s03 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+        const __m256 s47 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+        const __m256 sums = _mm256_add_ps(_mm256_permute2f128_ps(s03, s47, 0x20), _mm256_permute2f128_ps(s03, s47, 0x31));
+        _mm256_storeu_ps(scores + j, _mm256_mul_ps(sums, _mm256_set1_ps(scale)));
+    }
+    for (; j < n; j++) scores[j] = cq_dot_f16_f32_avx2(d, (const uint16_t *)(keys + (size_t)j * stride), q) * scale;
+}
+
+/// out = scale · Σ_j p[j] · value j for n F16 value rows `stride` bytes apart, d a multiple of 8; 64 columns at a
+/// time stay in registers over all rows (no load-add-store per row).
+static inline void cq_attn_values_f16_avx2(int d, int n, const uint8_t *values, size_t stride, const float *p, float scale, float *out) {
+    int c = 0;
+    for (; c + 64 <= d; c += 64) {
+        __m256 acc[8];
+        for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_ps();
+        for (int j = 0; j < n; j++) {
+            const __m256 pj = _mm256_set1_ps(p[j]);
+            const uint16_t *v = (const uint16_t *)(values + (size_t)j * stride) + c;
+            for (int i = 0; i < 8; i++) acc[i] = _mm256_fmadd_ps(pj, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i * 8))), acc[i]);
+        }
+        for (int i = 0; i < 8; i++) _mm256_storeu_ps(out + c + i * 8, _mm256_mul_ps(acc[i], _mm256_set1_ps(scale)));
+    }
+    for (; c < d; c += 8) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int j = 0; j < n; j++)
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)(values + (size_t)j * stride) + c))), acc);
+        _mm256_storeu_ps(out + c, _mm256_mul_ps(acc, _mm256_set1_ps(scale)));
+    }
+}
+
 /// Converts n floats to F16 (round to nearest even).
 static inline void cq_f32_to_f16_row_avx2(int n, const float *x, uint16_t *y) {
     int i = 0;
