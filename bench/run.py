@@ -255,17 +255,21 @@ def report(res):
 
     w("## Memory read bandwidth (bench/membw.c)\n")
     runs = res["bandwidth_runs"]
-    w(f"{a['bw_mib']} MiB array read by all threads at once, best and median of {a['bw_passes']} passes; measured "
-      f"{len(runs)} times (at the start, before each model file, at the end). The bound below uses, per thread "
-      "count, the median over the measurements of their best pass (robust to the outliers this shared VM "
-      "produces; the highest is shown too).\n")
-    w("| threads | bound GB/s (median of bests) | highest best | per measurement: best GB/s, in run order | median of the medians |")
-    w("|---|---|---|---|---|")
+    w(f"{a['bw_mib']} MiB read by all threads at once, from an array on 4 KiB pages and one on 2 MiB huge pages "
+      f"(passes alternate between them; {a['bw_passes']} passes each); a measurement's best pass is the faster page "
+      f"size's best. Measured {len(runs)} times (at the start, before each model file, at the end). The bound below "
+      "uses, per thread count, the median over the measurements of their best pass (robust to the outliers this "
+      "shared VM produces; the highest is shown too).\n")
+    w("| threads | bound GB/s (median of bests) | highest best | per measurement: best GB/s, in run order | "
+      "median of the medians | median of bests: 4 KiB / huge pages |")
+    w("|---|---|---|---|---|---|")
     for t in a["threads"]:
         bests = [r["gbps"][str(t)]["best"] for r in runs]
         meds = [r["gbps"][str(t)]["median"] for r in runs]
+        by_page = [[r["gbps"][str(t)][k]["best"] for r in runs if k in r["gbps"][str(t)]] for k in ("small_pages", "huge_pages")]
+        pages = " / ".join(f"{statistics.median(v):.1f}" for v in by_page) if all(by_page) else "n/a"
         w(f"| {t} | {bw[str(t)]:.1f} | {max(bests):.1f} | {' '.join(f'{x:.1f}' for x in bests)} | "
-          f"{statistics.median(meds):.1f} |")
+          f"{statistics.median(meds):.1f} | {pages} |")
     w("")
 
     pp, tg = f"pp{a['p']}", f"tg{a['n']}"
