@@ -315,8 +315,11 @@ def report(res):
                     w(f"- {'libqwen' if who == 'ours' else 'llama.cpp'} on `{os.path.basename(c['path'])}` "
                       f"({c['threads']} threads), {c[who].get('failed', 1)} round(s) failed: {c[who]['error']}")
     w("\n## Files\n")
-    w("| file | MiB | tensor types (share of bytes) | decode MB/token | libqwen load ms (mean) |")
-    w("|---|---|---|---|---|")
+    w("Load ms: the file's first load in the run (its pages were evicted by the files and bandwidth probes before it, so "
+      "this includes reading the metadata back from disk), then the mean and the highest of the later loads (page cache "
+      "warm; the < 100 ms target is for a mapped file without page faults).\n")
+    w("| file | MiB | tensor types (share of bytes) | decode MB/token | libqwen load ms: first | later: mean | later: max |")
+    w("|---|---|---|---|---|---|---|")
     seen = set()
     for c in res["cells"]:
         if c["path"] in seen:
@@ -324,9 +327,10 @@ def report(res):
         seen.add(c["path"])
         f = c["file"]
         loads = [x for cc in res["cells"] if cc["path"] == c["path"] for x in cc["ours"]["load_ms"]]
-        w(f"| `{rel(c['path'])}` | {f['file_bytes'] / 2**20:.0f} | {f['mix']} | {f['decode_bytes'] / 1e6:.0f} | "
-          f"{statistics.mean(loads):.1f} |" if loads else
-          f"| `{rel(c['path'])}` | {f['file_bytes'] / 2**20:.0f} | {f['mix']} | {f['decode_bytes'] / 1e6:.0f} | n/a |")
+        later = loads[1:]
+        times = (f"{loads[0]:.1f} | {statistics.mean(later):.1f} | {max(later):.1f}" if later else
+                 f"{loads[0]:.1f} | n/a | n/a" if loads else "n/a | n/a | n/a")
+        w(f"| `{rel(c['path'])}` | {f['file_bytes'] / 2**20:.0f} | {f['mix']} | {f['decode_bytes'] / 1e6:.0f} | {times} |")
     w("\n## Per-round samples (tokens/s, in run order)\n")
     w(f"| model | type | threads | {pp} libqwen | {pp} llama.cpp | {tg} libqwen | {tg} llama.cpp | other CPU load (cores) |")
     w("|---|---|---|---|---|---|---|---|")
