@@ -19,20 +19,20 @@ public final class PackedWeights: @unchecked Sendable {
     /// Blocks (32 or 256 elements) per row, and bytes of one packed 16-row block.
     let blocks: Int
     let blockBytes: Int
-    /// Blocks per column panel. A wide matrix is stored as panels of columns, [panel][group][block], so that one
+    /// Column panels. A wide matrix is stored as panels of columns, [panel][group][block], so that one
     /// group's pass over a panel (~16 KiB) stays within L1 with the activations it reads: over a whole row of a wide
     /// matrix (the MLP's down projection: 40-150 KiB per group) the activations fall out of L1 between visits, and
     /// the one-token kernels stream 10-20% slower. Narrow matrices have a single panel.
-    let panelBlocks: Int
+    let panels: [Panel]
     /// The packed groups, and what owns their memory (an arena slice or a buffer of their own).
     let storage: UnsafeMutableRawPointer
     private let owner: AnyObject
 
-    var panels: Int { (blocks + panelBlocks - 1) / panelBlocks }
-    /// Blocks in panel p (the last one may be narrower).
-    func blocks(inPanel p: Int) -> Int { min(panelBlocks, blocks - p * panelBlocks) }
-    /// Byte offset of panel p in the packed storage.
-    func panelOffset(_ p: Int) -> Int { p * panelBlocks * groups * blockBytes }
+    struct Panel {
+        /// Byte offset of the panel in the packed storage, its first block within a row, and its width in blocks
+        /// (the last panel may be narrower).
+        let offset: Int, first: Int, blocks: Int
+    }
 
     /// Whether this CPU runs the packed kernels.
     /// QWEN_DISABLE_PACKING=1 turns packing off (to compare paths or measure the unpacked kernels).
@@ -70,7 +70,11 @@ public final class PackedWeights: @unchecked Sendable {
         case .q4_K: blockBytes = Int(CQ_PACKED_Q4_K_BLOCK)
         default: blockBytes = Int(CQ_PACKED_Q6_K_BLOCK)
         }
-        panelBlocks = blocks * blockBytes > 32 << 10 ? max(1, (16 << 10) / blockBytes) : blocks
+        let (blocks, groups, blockBytes) = (blocks, groups, blockBytes)
+        let panelBlocks = max(1, blocks * blockBytes > 32 << 10 ? (16 << 10) / blockBytes : blocks)
+        panels = stride(from: 0, to: blocks, by: panelBlocks).map {
+            Panel(offset: $0 * groups * blockBytes, first: $0, blocks: min(panelBlocks, blocks - $0))
+        }
         let bytes = groups * blocks * blockBytes
         if let arena {
             storage = try arena.allocate(bytes, what: "packed weights")
@@ -81,13 +85,13 @@ public final class PackedWeights: @unchecked Sendable {
             owner = buffer
         }
         let src = data.assumingMemoryBound(to: UInt8.self), dst = storage.assumingMemoryBound(to: UInt8.self)
-        let r = Int32(rows), groups = self.groups, blockBytes = self.blockBytes, sourceBlockBytes = type.blockBytes
+        let r = Int32(rows), sourceBlockBytes = type.blockBytes
         let perTask = max(1, groups / max(1, (pool?.threadCount ?? 1) * 4))
         let type = self.type
-        let panelLayout = (0 ..< panels).map { (offset: panelOffset($0), blocks: blocks(inPanel: $0), first: $0 * panelBlocks) }
+        let panels = self.panels
         func pack(_ task: Int, _: Int) {
             for g in task * perTask ..< min(groups, (task + 1) * perTask) {
-                for panel in panelLayout {
+                for panel in panels {
                     // the panel's columns of every row start `first` source blocks in
                     let out = dst + panel.offset + g * panel.blocks * blockBytes, n = Int32(panel.blocks)
                     let src = src + panel.first * sourceBlockBytes
@@ -138,10 +142,9 @@ public final class PackedWeights: @unchecked Sendable {
             if usesQ8K {
                 cq_quantize_row_q8_K_avx2(x + t * columns, act + t * actStride, Int32(columns))
             } else {
-                for p in 0 ..< panels {
-                    let first = p * panelBlocks
-                    cq_prepare_q8row_avx2(x + t * columns + first * 32, act + t * actStride + first * actBlockBytes,
-                                          Int32(blocks(inPanel: p) * 32))
+                for panel in panels {
+                    cq_prepare_q8row_avx2(x + t * columns + panel.first * 32, act + t * actStride + panel.first * actBlockBytes,
+                                          Int32(panel.blocks * 32))
                 }
             }
         }
@@ -163,12 +166,12 @@ public final class PackedWeights: @unchecked Sendable {
         }
         let rows = self.rows, blockBytes = self.blockBytes
         let tile = Int(cq_group_max_tokens(kind))
-        let panelLayout = (0 ..< panels).map { (offset: panelOffset($0), blocks: blocks(inPanel: $0), first: $0 * panelBlocks) }
+        let panels = self.panels
 
         func task(_ index: Int, _: Int) {
             let g0 = index * groupsPerTask, g1 = min(groups, g0 + groupsPerTask)
             withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * 16) { tail in
-                for (p, panel) in panelLayout.enumerated() {
+                for (p, panel) in panels.enumerated() {
                     let nb = Int32(panel.blocks), groupBytes = panel.blocks * blockBytes
                     let panelBase = base + panel.offset, panelAct = act + panel.first * actBlockBytes
                     // chunks of groups that stay in L2 while every token tile passes over them
