@@ -27,6 +27,18 @@ void cq_futex_wake_all(uint32_t *address) {
     syscall(SYS_futex, address, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0);
 }
 
+void cq_futex_wait_counted(uint32_t *address, uint32_t expected, uint32_t *sleepers) {
+    __atomic_fetch_add(sleepers, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(address, __ATOMIC_SEQ_CST) == expected) cq_futex_wait(address, expected);
+    __atomic_fetch_sub(sleepers, 1, __ATOMIC_SEQ_CST);
+}
+
+void cq_futex_wake_counted(uint32_t *address, uint32_t *sleepers) {
+    // pairs with the sleeper's increment: either it sees the store to *address, or we see it counted
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (__atomic_load_n(sleepers, __ATOMIC_SEQ_CST) != 0) cq_futex_wake_all(address);
+}
+
 int cq_usable_cpu_count(void) {
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0) {

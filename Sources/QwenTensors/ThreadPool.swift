@@ -14,7 +14,8 @@ public final class ThreadPool: @unchecked Sendable {
     /// Pause iterations a worker spins before sleeping (a few tens of microseconds).
     public var spinIterations: Int
 
-    // Shared words: [0] generation (futex), [1] finished tasks (futex), [2] stop flag.
+    // Shared words: [0] generation (futex), [1] finished tasks (futex), [2] stop flag, [3] workers asleep on [0],
+    // [4] callers asleep on [1].
     private let words: UnsafeMutablePointer<UInt32>
     // [0] claim: (generation << 32 | next task index), taken with compare-and-swap so a late worker can
     // never take a task of a newer job; [1] the job (address of the caller's closure); [2] task count.
@@ -32,8 +33,8 @@ public final class ThreadPool: @unchecked Sendable {
     public init(threads: Int, spinIterations: Int = 20_000) {
         threadCount = min(max(1, threads), Self.maxThreads)
         self.spinIterations = spinIterations
-        words = .allocate(capacity: 3)
-        words.initialize(repeating: 0, count: 3)
+        words = .allocate(capacity: 5)
+        words.initialize(repeating: 0, count: 5)
         job = .allocate(capacity: 3)
         job.initialize(repeating: 0, count: 3)
         for worker in 1 ..< threadCount {
@@ -80,7 +81,7 @@ public final class ThreadPool: @unchecked Sendable {
                 cq_store_release_i64(job + 1, Int64(Int(bitPattern: UnsafeRawPointer(pointer))))
                 cq_store_release_i64(job + 2, Int64(count))
                 cq_store_release_u32(words, g)
-                cq_futex_wake_all(words)
+                cq_futex_wake_counted(words, words + 3)
                 runTasks(generation: g, worker: 0)
                 // wait for the tasks other threads took
                 var spins = 0
@@ -91,7 +92,7 @@ public final class ThreadPool: @unchecked Sendable {
                         cq_pause()
                         spins += 1
                     } else {
-                        cq_futex_wait(words + 1, done)
+                        cq_futex_wait_counted(words + 1, done, words + 4)
                     }
                 }
             }
@@ -112,7 +113,7 @@ public final class ThreadPool: @unchecked Sendable {
             guard cq_compare_exchange_i64(job, &expected, current + 1) else { continue }
             run.pointee(index, worker)
             if Int(cq_fetch_add_u32(words + 1, 1)) + 1 == count {
-                cq_futex_wake_all(words + 1)
+                cq_futex_wake_counted(words + 1, words + 4)
             }
         }
     }
@@ -127,7 +128,7 @@ public final class ThreadPool: @unchecked Sendable {
                     cq_pause()
                     spins += 1
                 } else {
-                    cq_futex_wait(words, seen)
+                    cq_futex_wait_counted(words, seen, words + 3)
                 }
                 generation = cq_load_acquire_u32(words)
             }

@@ -25,6 +25,10 @@ const char *cq_get_error(void);
 // ---- Futex and CPU queries (cqwen.c) ----
 void cq_futex_wait(uint32_t *address, uint32_t expected);
 void cq_futex_wake_all(uint32_t *address);
+/// Sleeps while *address == expected, counted in *sleepers; cq_futex_wake_counted (after a store to *address) makes
+/// the wake system call only when a thread is counted, so a job handed to spinning threads costs no system call.
+void cq_futex_wait_counted(uint32_t *address, uint32_t expected, uint32_t *sleepers);
+void cq_futex_wake_counted(uint32_t *address, uint32_t *sleepers);
 int cq_usable_cpu_count(void);
 int cq_cpu_has_avx512vnni(void);
 void cq_pause(void);
