@@ -4,7 +4,9 @@
 For every model x type x thread count, REPS rounds; each round runs `qwen-bench -r 1` and `llama-bench -r 1`
 as fresh processes (each does its own warm-up), alternating which goes first, so machine noise is spread over
 both. Memory read bandwidth (bench/membw.c) is measured at the start, before each model file and at the
-end; per thread count, the median of those measurements' best passes is the bound. Prints a Markdown report (and
+end; per thread count, the median of those measurements' best passes is the bound. Because this VM's bandwidth
+drifts by 10-30% over minutes, a short probe also runs just before every engine's round ("round probe"), and each
+round's decode is also given as a fraction of its own probe's best pass. Prints a Markdown report (and
 writes it to --report), and keeps the raw numbers as JSON under .cache/bench/results/.
 """
 import argparse, datetime, json, os, platform, re, shlex, statistics, subprocess, sys, tempfile, time
@@ -271,27 +273,35 @@ def report(res):
         w(f"| {t} | {bw[str(t)]:.1f} | {max(bests):.1f} | {' '.join(f'{x:.1f}' for x in bests)} | "
           f"{statistics.median(meds):.1f} | {pages} |")
     w("")
+    if a.get("bw_probe_mib"):
+        w(f"Round probe: just before each engine's round, `membw -s {a['bw_probe_mib']} -p {a['bw_probe_passes']} -t T` "
+          "(same method, smaller); its best pass is that round's own bound, which follows the bandwidth's drift over the "
+          "run. The results give the median over rounds of tg × MB/token ÷ that round's probe.\n")
 
     pp, tg = f"pp{a['p']}", f"tg{a['n']}"
     w("## Results\n")
     w(f"Tokens/s as mean ± sd over {a['r']} alternating rounds (one fresh process per engine and round, each after "
       "its own warm-up). Ratio = libqwen / llama.cpp (> 1: libqwen faster). Decode MB/token = weight bytes a decode "
       "step reads (all tensors; the tied embedding counted once, as the output head, plus one row for the lookup). "
-      "% of bound = tg × MB/token ÷ bandwidth at that thread count. Peak RSS = whole process, mapped weights included.\n")
+      "% of bound = tg × MB/token ÷ bandwidth at that thread count; % of round probe = the median over rounds of "
+      "tg × MB/token ÷ the bandwidth probed just before that round. Peak RSS = whole process, mapped weights included.\n")
     w(f"| model | type | threads | {pp} libqwen | {pp} llama.cpp | {pp} ratio | {tg} libqwen | {tg} llama.cpp | "
       f"{tg} ratio | decode MB/token | bound t/s | libqwen % of bound | llama.cpp % of bound | "
-      "peak RSS MiB libqwen / llama.cpp |")
-    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+      "libqwen / llama.cpp % of round probe | peak RSS MiB libqwen / llama.cpp |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for c in res["cells"]:
         f, o, l = c["file"], c["ours"], c["llama"]
         bound = bw[str(c["threads"])] * 1e9 / f["decode_bytes"]
         frac = lambda r: mean(r["tg"]) / bound if r["tg"] else None  # noqa: E731
         rss = lambda r: f"{max(r['rss']):.0f}" if r["rss"] else "n/a"  # noqa: E731
+        probed = lambda r: (statistics.median(tg * f["decode_bytes"] / (bw_ * 1e9) for tg, bw_ in r["tg_probe"])  # noqa: E731
+                            if r.get("tg_probe") else None)
         ours_pp = ms(o["pp"]) if o["pp"] or not o.get("error") else "error"
         ours_tg = ms(o["tg"]) if o["tg"] or not o.get("error") else "error"
         w(f"| {SHAPE_NAMES[c['size']]} | {c['type'].upper()} | {c['threads']} | {ours_pp} | {ms(l['pp'])} | "
           f"{ratio(o['pp'], l['pp'])} | {ours_tg} | {ms(l['tg'])} | {ratio(o['tg'], l['tg'])} | "
-          f"{f['decode_bytes'] / 1e6:.0f} | {bound:.1f} | {pct(frac(o))} | {pct(frac(l))} | {rss(o)} / {rss(l)} |")
+          f"{f['decode_bytes'] / 1e6:.0f} | {bound:.1f} | {pct(frac(o))} | {pct(frac(l))} | "
+          f"{pct(probed(o))} / {pct(probed(l))} | {rss(o)} / {rss(l)} |")
     if a["r"] > 1:
         w(f"\nBest round of each engine (the least disturbed one on a shared machine; same columns otherwise):\n")
         w(f"| model | type | threads | {pp} libqwen | {pp} llama.cpp | {pp} ratio | {tg} libqwen | {tg} llama.cpp | "
@@ -332,13 +342,15 @@ def report(res):
                  f"{loads[0]:.1f} | n/a | n/a" if loads else "n/a | n/a | n/a")
         w(f"| `{rel(c['path'])}` | {f['file_bytes'] / 2**20:.0f} | {f['mix']} | {f['decode_bytes'] / 1e6:.0f} | {times} |")
     w("\n## Per-round samples (tokens/s, in run order)\n")
-    w(f"| model | type | threads | {pp} libqwen | {pp} llama.cpp | {tg} libqwen | {tg} llama.cpp | other CPU load (cores) |")
-    w("|---|---|---|---|---|---|---|---|")
+    w(f"| model | type | threads | {pp} libqwen | {pp} llama.cpp | {tg} libqwen | {tg} llama.cpp | "
+      "round probe GB/s libqwen / llama.cpp | other CPU load (cores) |")
+    w("|---|---|---|---|---|---|---|---|---|")
     fmt = lambda v: " ".join(f"{x:.1f}" for x in v) or "n/a"  # noqa: E731
     for c in res["cells"]:
         o, l = c["ours"], c["llama"]
         w(f"| {c['size']} | {c['type']} | {c['threads']} | {fmt(o['pp'])} | {fmt(l['pp'])} | {fmt(o['tg'])} | "
-          f"{fmt(l['tg'])} | {' '.join(f'{x:.2f}' for x in c['others'])} |")
+          f"{fmt(l['tg'])} | {fmt([p for _, p in o.get('tg_probe', [])])} / {fmt([p for _, p in l.get('tg_probe', [])])} | "
+          f"{' '.join(f'{x:.2f}' for x in c['others'])} |")
     w("\n## Commands (one round of one cell)\n")
     c0 = res["cells"][0] if res["cells"] else None
     if c0:
@@ -365,6 +377,8 @@ def main():
     ap.add_argument("--llama", choices=["auto", "llama-bench", "python", "none"], default="auto")
     ap.add_argument("--bw-mib", type=int, default=1024)
     ap.add_argument("--bw-passes", type=int, default=10)
+    ap.add_argument("--bw-probe-mib", type=int, default=512, help="size of the probe before each round (0: none)")
+    ap.add_argument("--bw-probe-passes", type=int, default=8)
     ap.add_argument("--report", help="also write the Markdown report to this file")
     ap.add_argument("--note", help="text placed under the report's title")
     ap.add_argument("--resume", metavar="JSON", help="continue an interrupted run from its raw JSON (same settings)")
@@ -388,6 +402,7 @@ def main():
         old = resumed["args"]
         a.models, a.types, a.threads = ",".join(old["models"]), ",".join(old["types"]), ",".join(map(str, old["threads"]))
         a.r, a.p, a.n, a.b, a.bw_mib, a.bw_passes = old["r"], old["p"], old["n"], old["b"], old["bw_mib"], old["bw_passes"]
+        a.bw_probe_mib, a.bw_probe_passes = old.get("bw_probe_mib", 0), old.get("bw_probe_passes", 0)
         a.quick = False
     if a.quick:
         given = set(sys.argv[1:])
@@ -414,7 +429,8 @@ def main():
            "command": a.command or " ".join(shlex.quote(x) for x in ["bench/run.py", *sys.argv[1:]]),
            "note": a.note, "machine": machine(), "llama_engine": llama.name if llama else "none",
            "args": dict(models=sizes, types=kinds, threads=a.threads, r=a.r, p=a.p, n=a.n, b=a.b, quick=a.quick,
-                        bw_mib=a.bw_mib, bw_passes=a.bw_passes), "cells": []}
+                        bw_mib=a.bw_mib, bw_passes=a.bw_passes, bw_probe_mib=a.bw_probe_mib,
+                        bw_probe_passes=a.bw_probe_passes), "cells": []}
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     res["bandwidth_runs"] = []
     os.makedirs(os.path.join(CACHE, "results"), exist_ok=True)
@@ -472,6 +488,7 @@ def main():
                             continue  # failed in every round so far (e.g. an unsupported weight type)
                         cmd = eng.cmd(path, a, t)
                         slot["cmd"] = " ".join(shlex.quote(rel(x)) for x in cmd)
+                        probe = bandwidth([t], a.bw_probe_mib, a.bw_probe_passes)[t]["best"] if a.bw_probe_mib else None
                         out, err, code, rss, wall, others = run_child(cmd)
                         cell["others"].append(others)
                         try:
@@ -485,6 +502,8 @@ def main():
                             continue
                         slot["pp"] += r["pp"]
                         slot["tg"] += r["tg"]
+                        if probe and len(r["tg"]) == 1:
+                            slot.setdefault("tg_probe", []).append([r["tg"][0], probe])
                         slot["rss"].append(rss)
                         if r["load_ms"] is not None:
                             slot["load_ms"].append(r["load_ms"])
@@ -492,7 +511,8 @@ def main():
                             res["libqwen_info" if who == "ours" else "llama_info"] = r["info"]
                         log(f"  {eng.name:16} {os.path.basename(path):24} t={t} round {rnd + 1}/{a.r}: "
                             f"pp {fmt_list(r['pp'])} tg {fmt_list(r['tg'])} t/s, RSS {rss:.0f} MiB, "
-                            f"{wall:.0f} s, others {others:.2f} cores")
+                            f"{wall:.0f} s, others {others:.2f} cores"
+                            + (f", probe {probe:.1f} GB/s" if probe else ""))
                 res["cells"].append(cell)
                 save(False)
 
