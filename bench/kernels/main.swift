@@ -1,6 +1,8 @@
 // kernel-bench: best-of-N timing of `linear` for one weight type and shape (a developer tool;
 // whole-model speed is measured by samples/qwen-bench and bench/).
-//   swift run -c release kernel-bench TYPE ROWS COLS TOKENS [THREADS] [portable|simd] [REPS] [pack|nopack]
+//   swift run -c release kernel-bench TYPE ROWS COLS TOKENS [THREADS] [portable|simd] [REPS] [pack|nopack] [COPIES]
+// Prints the best and the mean rep. One-token runs cycle through copies of the matrix (256 MiB, as decode reads from
+// DRAM); COPIES=1 keeps one matrix hot in cache instead, which measures the kernel's arithmetic throughput.
 //   swift run -c release kernel-bench attention ROWS HEADS HEAD_DIM [THREADS] [REPS]   (encoder attention, one span)
 import QwenFormats
 import QwenTensors
@@ -43,7 +45,7 @@ if args.count >= 5, args[1] == "attention", let rows = Int(args[2]), let heads =
 }
 guard args.count >= 5, let type = TensorType.allCases.first(where: { $0.name.lowercased() == args[1].lowercased() }),
       let rows = Int(args[2]), let cols = Int(args[3]), let tokens = Int(args[4]) else {
-    print("usage: kernel-bench TYPE ROWS COLS TOKENS [THREADS] [portable|simd] [REPS]")
+    print("usage: kernel-bench TYPE ROWS COLS TOKENS [THREADS] [portable|simd] [REPS] [pack|nopack] [COPIES]")
     exit(2)
 }
 let threads = args.count > 5 ? Int(args[5]) ?? 1 : 1
@@ -55,7 +57,7 @@ var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
 func nextRandom() -> UInt64 { seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17; return seed }
 let rowBytes = type.byteCount(elements: cols)!
 let matrixBytes = rows * rowBytes
-let copies = max(1, min(64, (256 << 20) / max(matrixBytes, 1)))
+let copies = args.count > 9 ? max(1, Int(args[9]) ?? 1) : max(1, min(64, (256 << 20) / max(matrixBytes, 1)))
 let copiesToUse = tokens == 1 ? copies : 1
 let weights = try AlignedBuffer<UInt8>(count: matrixBytes * copiesToUse)
 for i in 0 ..< weights.count { weights.pointer[i] = UInt8(truncatingIfNeeded: nextRandom()) }
@@ -89,14 +91,16 @@ if pack, matrices.allSatisfy({ $0.packed != nil }) {  // every copy packed now, 
 let scratch = try AlignedBuffer<UInt8>(count: probe.scratchBytes(tokens: tokens) + 64)
 let pool = threads > 1 ? ThreadPool(threads: threads) : nil
 
-var best = Double.infinity
+var best = Double.infinity, total = 0.0
 for rep in 0 ..< reps + 1 {
     let m = matrices[rep % copiesToUse]
     let t0 = now()
     linear(m, input: x.pointer, tokens: tokens, output: y.pointer, scratch: scratch.rawBuffer, pool: pool, path: path)
     let dt = now() - t0
-    if rep > 0 { best = min(best, dt) }
+    if rep > 0 { best = min(best, dt); total += dt }
 }
+let mean = total / Double(reps)
 let macs = Double(rows) * Double(cols) * Double(tokens)
 print("\(type.name) \(rows)x\(cols) tokens \(tokens) threads \(threads) \(path): best \(String(Int(best * 1e6))) us, "
-      + "\(Int(macs / best / 1e9 * 10) / 10) GMAC/s, \(Int(Double(matrixBytes) / best / 1e9 * 10) / 10) GB/s of weights")
+      + "\(Int(macs / best / 1e9 * 10) / 10) GMAC/s, \(Int(Double(matrixBytes) / best / 1e9 * 10) / 10) GB/s of weights; "
+      + "mean \(String(Int(mean * 1e6))) us, \(Int(Double(matrixBytes) / mean / 1e9 * 10) / 10) GB/s")

@@ -462,29 +462,32 @@ CQ_VNNI static inline __attribute__((always_inline)) void cq_group_q4_0_vnni_t(
     int nb, const uint8_t *group, const uint8_t *act, size_t as, float *out, size_t ldo, const int T) {
     __m512 acc[8];
     CQ_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
-    const __m512i low = _mm512_set1_epi8(0x0f);
+    const __m512i low = _mm512_set1_epi8(0x0f), high = _mm512_set1_epi8((char)0xf0);
     for (int b = 0; b < nb; b++) {
         const uint8_t *blk = group + (size_t)b * CQ_PACKED_Q4_0_BLOCK;
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
-        __m512i isum[8];
+        // high nibbles are multiplied in place (16x their value, no shift per load) into isum16, divided once per block
+        __m512i isum[8], isum16[8];
         CQ_UNROLL for (int t = 0; t < T; t++) {
             const uint8_t *a = act + t * as;
             isum[t] = _mm512_set1_epi32(-8 * cq_q8row_sums(a, nb)[b]);
+            isum16[t] = _mm512_setzero_si512();
         }
         CQ_UNROLL for (int g = 0; g < 4; g++) {
             const __m512i packed = _mm512_loadu_si512((const void *)(blk + 32 + g * 64));
             const __m512i lo = _mm512_and_si512(packed, low);
-            const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low);
+            const __m512i hi16 = _mm512_and_si512(packed, high);
             CQ_UNROLL for (int t = 0; t < T; t++) {
                 int32_t xl, xh;
                 const uint8_t *xb = act + t * as + (size_t)b * 32;
                 memcpy(&xl, xb + g * 4, 4);
                 memcpy(&xh, xb + 16 + g * 4, 4);
                 isum[t] = _mm512_dpbusd_epi32(isum[t], lo, _mm512_set1_epi32(xl));
-                isum[t] = _mm512_dpbusd_epi32(isum[t], hi, _mm512_set1_epi32(xh));
+                isum16[t] = _mm512_dpbusd_epi32(isum16[t], hi16, _mm512_set1_epi32(xh));
             }
         }
         CQ_UNROLL for (int t = 0; t < T; t++) {
+            isum[t] = _mm512_add_epi32(isum[t], _mm512_srai_epi32(isum16[t], 4));
             const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(cq_q8row_scales(act + t * as, nb)[b]));
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), s, acc[t]);
         }
@@ -629,7 +632,7 @@ CQ_VNNI static inline __attribute__((always_inline)) void cq_group_bf16_t(int c,
 // ---- Packed K-quants (Q4_K, Q6_K) with Q8_K activations ----
 // Q8_K activation block: f32 scale, 256 int8 quants, 16 int16 sums of 16 (292 bytes).
 #define CQ_Q8_K_BYTES 292
-#define CQ_PACKED_Q4_K_BLOCK 2368 /* d[16], dmin[16] (f16), scales[8][16], mins[8][16] (u8), quants [4 pairs][8 k][16 rows][4] */
+#define CQ_PACKED_Q4_K_BLOCK 2368 /* d[16], dmin[16] (f16), scales[8][16], mins[4 pairs][16 rows][2] (u8), quants [4 pairs][8 k][16 rows][4] */
 #define CQ_PACKED_Q6_K_BLOCK 3360 /* d[16] (f16), scales[16][16] (i8), then per half h and k-group k: ql[l], ql[l+32], qh[l] lines of [16 rows][4] */
 #define CQ_Q4_K_BYTES 144
 #define CQ_Q6_K_BYTES 210
@@ -649,7 +652,7 @@ static inline void cq_pack_group_q4_K(const uint8_t *src, size_t row_bytes, int 
             const uint8_t *blk = src + (size_t)(g * 16 + i) * row_bytes + (size_t)sb * CQ_Q4_K_BYTES;
             memcpy(out + i * 2, blk, 2);
             memcpy(out + 32 + i * 2, blk + 2, 2);
-            for (int s = 0; s < 8; s++) cq_q4k_scale_min(blk + 4, s, out + 64 + s * 16 + i, out + 192 + s * 16 + i);
+            for (int s = 0; s < 8; s++) cq_q4k_scale_min(blk + 4, s, out + 64 + s * 16 + i, out + 192 + (s / 2) * 32 + i * 2 + s % 2);
             for (int j = 0; j < 4; j++)
                 for (int k = 0; k < 8; k++) memcpy(out + 320 + ((j * 8 + k) * 16 + i) * 4, blk + 16 + j * 32 + k * 4, 4);
         }
@@ -683,37 +686,46 @@ CQ_VNNI static inline __attribute__((always_inline)) void cq_group_q4_K_vnni_t(
     int nsb, const uint8_t *group, const uint8_t *act, size_t as, float *out, size_t ldo, const int T) {
     __m512 acc[8];
     CQ_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
-    const __m512i low = _mm512_set1_epi8(0x0f);
+    const __m512i low = _mm512_set1_epi8(0x0f), high = _mm512_set1_epi8((char)0xf0);
     for (int sb = 0; sb < nsb; sb++) {
         const uint8_t *blk = group + (size_t)sb * CQ_PACKED_Q4_K_BLOCK;
-        __m512i tot[8];
-        CQ_UNROLL for (int t = 0; t < T; t++) tot[t] = _mm512_setzero_si512();
+        // high nibbles are multiplied in place (16x their value, no shift per load) and summed apart in tot16,
+        // divided by 16 once per super-block (exact: every term is a multiple of 16; |tot16| < 2^28)
+        __m512i tot[8], tot16[8];
+        CQ_UNROLL for (int t = 0; t < T; t++) tot[t] = tot16[t] = _mm512_setzero_si512();
         for (int j = 0; j < 4; j++) {
             CQ_UNROLL for (int half = 0; half < 2; half++) {  // low nibbles: sub-block 2j, high: 2j+1
                 __m512i isum[8];
                 CQ_UNROLL for (int t = 0; t < T; t++) isum[t] = _mm512_setzero_si512();
                 CQ_UNROLL for (int k = 0; k < 8; k++) {
                     __m512i v = _mm512_loadu_si512((const void *)(blk + 320 + (j * 8 + k) * 64));
-                    v = half ? _mm512_and_si512(_mm512_srli_epi16(v, 4), low) : _mm512_and_si512(v, low);
+                    v = _mm512_and_si512(v, half ? high : low);
                     CQ_UNROLL for (int t = 0; t < T; t++) {
                         const uint8_t *x = act + t * as + (size_t)sb * CQ_Q8_K_BYTES + 4 + j * 64 + half * 32 + k * 4;
                         isum[t] = _mm512_dpbusd_epi32(isum[t], v, _mm512_set1_epi32(cq_bcast_x4(x)));
                     }
                 }
                 const __m512i scale = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 64 + (2 * j + half) * 16)));
-                CQ_UNROLL for (int t = 0; t < T; t++) tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(isum[t], scale));
+                CQ_UNROLL for (int t = 0; t < T; t++) {
+                    if (half) tot16[t] = _mm512_add_epi32(tot16[t], _mm512_mullo_epi32(isum[t], scale));
+                    else tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(isum[t], scale));
+                }
             }
         }
+        CQ_UNROLL for (int t = 0; t < T; t++) tot[t] = _mm512_add_epi32(tot[t], _mm512_srai_epi32(tot16[t], 4));
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
         const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + 32)));
+        __m512i mins[4];  // per pair of sub-blocks, each row's two mins as int16 (lanes 2i, 2i+1)
+        CQ_UNROLL for (int p = 0; p < 4; p++) mins[p] = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(blk + 192 + p * 32)));
         CQ_UNROLL for (int t = 0; t < T; t++) {
             const uint8_t *xb = act + t * as + (size_t)sb * CQ_Q8_K_BYTES;
             float dx; memcpy(&dx, xb, 4);
             const int16_t *bsums = (const int16_t *)(xb + 260);
+            // Σ_s min[s] · (sum of the activation's sub-block s): one int16 pair dot per two sub-blocks
             __m512i msum = _mm512_setzero_si512();
-            CQ_UNROLL for (int s = 0; s < 8; s++) {
-                const __m512i m = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 192 + s * 16)));
-                msum = _mm512_add_epi32(msum, _mm512_mullo_epi32(m, _mm512_set1_epi32(bsums[2 * s] + bsums[2 * s + 1])));
+            CQ_UNROLL for (int p = 0; p < 4; p++) {
+                const uint32_t lo = (uint16_t)(bsums[4 * p] + bsums[4 * p + 1]), hi = (uint16_t)(bsums[4 * p + 2] + bsums[4 * p + 3]);
+                msum = _mm512_dpwssd_epi32(msum, mins[p], _mm512_set1_epi32((int32_t)(lo | hi << 16)));
             }
             const __m512 vdx = _mm512_set1_ps(dx);
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot[t]), _mm512_mul_ps(d, vdx), acc[t]);
