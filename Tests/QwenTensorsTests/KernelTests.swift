@@ -140,8 +140,8 @@ func quantizeQ4(_ x: [Float]) -> [UInt8] {
 
     /// Every path (portable, SIMD, tiled, packed) against a double-precision reference, with row counts
     /// that leave partial 4-row tiles and 16-row groups, token counts that leave partial tiles, 1 and 3 threads, and
-    /// rows wide enough (4160) to be packed in column panels, the last one partial.
-    @Test(arguments: [TensorType.f32, .f16, .bf16, .q8_0, .q4_0], [(70, 1, 96), (70, 5, 96), (45, 11, 96), (16, 8, 96), (70, 1, 4160), (45, 11, 4160)])
+    /// rows wide enough (4192) to be packed in column panels, the last one partial.
+    @Test(arguments: [TensorType.f32, .f16, .bf16, .q8_0, .q4_0], [(70, 1, 96), (70, 5, 96), (45, 11, 96), (16, 8, 96), (70, 1, 4192), (45, 11, 4192)])
     func linearMatchesReferenceOnEveryPathAndThreadCount(type: TensorType, shape: (rows: Int, tokens: Int, cols: Int)) throws {
         let rows = shape.rows, cols = shape.cols, tokens = shape.tokens
         var rng = TestRandom(1234)
@@ -197,8 +197,8 @@ func quantizeQ4(_ x: [Float]) -> [UInt8] {
 
 extension KernelTests {
     /// Random K-quant blocks with sane F16 super-block scales: the packed VNNI kernels against the portable dots, on
-    /// rows of one column panel (512) and of several, the last one partial (4352).
-    @Test(arguments: [TensorType.q4_K, .q6_K, .q5_0], [(1, 512), (5, 512), (11, 512), (1, 4352), (11, 4352)])
+    /// rows of one column panel (512) and of several, the last one partial (4864).
+    @Test(arguments: [TensorType.q4_K, .q6_K, .q5_0], [(1, 512), (5, 512), (11, 512), (1, 4864), (11, 4864)])
     func packedKQuantsMatchPortable(type: TensorType, shape: (tokens: Int, cols: Int)) throws {
         let rows = 45, cols = shape.cols, tokens = shape.tokens
         var rng = TestRandom(UInt64(tokens) &* 77 &+ UInt64(type.rawValue))
