@@ -61,9 +61,14 @@ public func linear(_ w: WeightMatrix, input x: UnsafePointer<Float>, tokens: Int
                    bias: UnsafePointer<Float>? = nil, scratch scratchBuffer: UnsafeMutableRawBufferPointer, pool: ThreadPool?,
                    path: KernelPath = .best) {
     precondition(scratchBuffer.count >= w.scratchBytes(tokens: tokens), "linear: scratch too small")
+    #if arch(x86_64)
+    let packed = path == .simd ? w.packing?.weights(pool: pool) : nil  // packs the matrix on its first use
+    #endif
+    let profileStart = MatmulProfile.enabled && tokens == 1 ? MatmulProfile.now() : 0
+    defer { if profileStart != 0 { MatmulProfile.record(w, since: profileStart) } }
     let scratch = scratchBuffer.baseAddress
     #if arch(x86_64)
-    if path == .simd, let scratch, let packed = w.packing?.weights(pool: pool) {
+    if let scratch, let packed {
         packed.multiply(input: x, tokens: tokens, output: y, bias: bias, scratch: scratch, pool: pool)
         return
     }
