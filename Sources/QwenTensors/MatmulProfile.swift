@@ -22,12 +22,12 @@ enum MatmulProfile {
     }
 
     static func record(_ w: WeightMatrix, since start: Int) {
-        let elapsed = now() - start
+        let elapsed = now() - start, key = "\(w.type.name) \(w.rows)x\(w.columns)"
         table.withLock { table in
             if table.isEmpty { atexit { MatmulProfile.report() } }
-            table["\(w.type.name) \(w.rows)x\(w.columns)", default: Entry()].nanoseconds += elapsed
-            table["\(w.type.name) \(w.rows)x\(w.columns)"]!.bytes += w.rows * w.rowBytes
-            table["\(w.type.name) \(w.rows)x\(w.columns)"]!.calls += 1
+            table[key, default: Entry()].nanoseconds += elapsed
+            table[key]!.bytes += w.rows * w.rowBytes
+            table[key]!.calls += 1
         }
     }
 
