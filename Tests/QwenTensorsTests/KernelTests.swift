@@ -368,9 +368,11 @@ private func referenceExp(_ x: Double) -> Double { Glibc.exp(x) }
 
 @Suite struct CausalAttentionTests {
     /// The F16 cache's whole-row kernels against the F32 cache's per-row path on the same (F16-rounded) keys and values.
-    @Test(arguments: [(64, 1, 1), (64, 130, 7), (128, 19, 2), (40, 8, 1), (72, 33, 3), (20, 9, 2)])
-    func f16CacheMatchesF32Cache(d: Int, positions: Int, group: Int) throws {
-        let kvHeads = 2, heads = kvHeads * group, tokens = min(2, positions), start = positions - tokens
+    /// With threads, one query token: the heads are spread over the pool's workers.
+    @Test(arguments: [(64, 1, 1, 1), (64, 130, 7, 1), (128, 19, 2, 1), (40, 8, 1, 1), (72, 33, 3, 1), (20, 9, 2, 1),
+                      (64, 300, 7, 3), (128, 45, 12, 5)])
+    func f16CacheMatchesF32Cache(d: Int, positions: Int, group: Int, threads: Int) throws {
+        let kvHeads = 2, heads = kvHeads * group, tokens = threads > 1 ? 1 : min(2, positions), start = positions - tokens
         var rng = TestRandom(UInt64(d * 1000 + positions))
         let rounded = { (x: [Float]) in x.map { f16ToFloat(floatToF16($0)) } }
         let k = rounded(rng.floats(positions * kvHeads * d, scale: 2)), v = rounded(rng.floats(positions * kvHeads * d))
@@ -382,10 +384,11 @@ private func referenceExp(_ x: Double) -> Double { Glibc.exp(x) }
                 cache.store(layer: 0, start: 0, count: positions, keys: kp.baseAddress!, values: vp.baseAddress!)
             } }
             var out = [Float](repeating: .nan, count: tokens * heads * d)
-            var scratch = [Float](repeating: 0, count: 2 * Attention.scratchFloats(capacity: cache.capacity, headDim: d))
+            let pool = threads > 1 ? ThreadPool(threads: threads) : nil
+            var scratch = [Float](repeating: 0, count: threads * Attention.scratchFloats(capacity: cache.capacity, headDim: d))
             q.withUnsafeBufferPointer { qp in out.withUnsafeMutableBufferPointer { op in scratch.withUnsafeMutableBufferPointer { sp in
                 Attention.causal(cache: cache, layer: 0, queries: qp.baseAddress!, heads: heads, start: start, tokens: tokens,
-                                 output: op.baseAddress!, scratch: sp.baseAddress!, pool: nil)
+                                 output: op.baseAddress!, scratch: sp.baseAddress!, pool: pool)
             } } }
             outputs.append(out)
         }
