@@ -34,6 +34,9 @@ public final class PackedWeights: @unchecked Sendable {
         let offset: Int, first: Int, blocks: Int
     }
 
+    /// The packed groups as stored (what a one-token product reads).
+    public var packedBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: storage, count: groups * blocks * blockBytes) }
+
     /// Whether this CPU runs the packed kernels.
     /// QWEN_DISABLE_PACKING=1 turns packing off (to compare paths or measure the unpacked kernels).
     public static let isAvailable: Bool = {

@@ -4,6 +4,11 @@
 // Prints the best and the mean rep. One-token runs cycle through copies of the matrix (256 MiB, as decode reads from
 // DRAM); COPIES=1 keeps one matrix hot in cache instead, which measures the kernel's arithmetic throughput.
 //   swift run -c release kernel-bench attention ROWS HEADS HEAD_DIM [THREADS] [REPS]   (encoder attention, one span)
+//   swift run -c release kernel-bench wall TYPE ROWS COLS [THREADS] [PAIRS]
+// `wall` asks whether the one-token kernel streams at the memory wall, in a way this VM's bandwidth drift cannot
+// blur as much: packed copies of the matrix (512 MiB in all) are swept by the kernel (back to back, as decode runs
+// its products) and, in the pass right before or after, by a plain read of the same bytes with the same split over
+// threads; it prints each pair's two rates and the median of the pairs' ratios (PAIRS, default 15).
 import QwenFormats
 import QwenTensors
 #if canImport(Glibc)
@@ -41,6 +46,85 @@ if args.count >= 5, args[1] == "attention", let rows = Int(args[2]), let heads =
     }
     let flops = 4 * Double(rows) * Double(rows) * Double(d) * Double(heads)
     print("attention rows \(rows) heads \(heads) d \(d) threads \(threads): \(best * 1e3) ms, \(flops / best / 1e9) GFLOP/s")
+    exit(0)
+}
+/// Sum of the 64-bit words of `bytes` bytes (a multiple of 128) at p: a read with next to no arithmetic, as bench/membw.c.
+func plainRead(_ p: UnsafeRawPointer, _ bytes: Int) -> UInt64 {
+    var a = SIMD8<UInt64>(), b = SIMD8<UInt64>()
+    var i = 0
+    while i + 128 <= bytes {
+        a &+= p.loadUnaligned(fromByteOffset: i, as: SIMD8<UInt64>.self)
+        b &+= p.loadUnaligned(fromByteOffset: i + 64, as: SIMD8<UInt64>.self)
+        i += 128
+    }
+    return (a &+ b).wrappedSum()
+}
+
+if args.count >= 5, args[1] == "wall", let type = TensorType.allCases.first(where: { $0.name.lowercased() == args[2].lowercased() }),
+   let rows = Int(args[3]), let cols = Int(args[4]) {
+    let threads = args.count > 5 ? Int(args[5]) ?? 1 : 1, pairs = args.count > 6 ? Int(args[6]) ?? 15 : 15
+    guard PackedWeights.isAvailable, PackedWeights.canPack(type), let rowBytes = type.byteCount(elements: cols) else {
+        print("wall: \(type.name) is not packed on this machine"); exit(2)
+    }
+    // one source matrix of sane blocks (every scale 0.001), packed many times into the arena
+    let source = try AlignedBuffer<UInt8>(count: rows * rowBytes)
+    for i in 0 ..< source.count { source.pointer[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 7) }
+    if type == .f16 || type == .bf16 {
+        for i in 0 ..< source.count / 2 { source.raw.storeBytes(of: floatToF16(0.01), toByteOffset: i * 2, as: UInt16.self) }
+    } else {
+        for b in 0 ..< source.count / type.blockBytes { source.raw.storeBytes(of: floatToF16(0.001), toByteOffset: b * type.blockBytes, as: UInt16.self) }
+    }
+    let arena = PackingArena()
+    let first = try WeightMatrix(TensorData(name: "w", type: type, shape: [rows, cols], data: source.raw, byteCount: source.count),
+                                 pack: true, arena: arena)
+    let packedCount = first.packed!.packedBytes.count
+    let copies = max(1, (512 << 20) / packedCount)
+    let matrices = try [first] + (1 ..< copies).map { _ in
+        try WeightMatrix(TensorData(name: "w", type: type, shape: [rows, cols], data: source.raw, byteCount: source.count), pack: true, arena: arena)
+    }
+    let packed = matrices.map { $0.packed! }
+    let x = try AlignedBuffer<Float>(count: cols), y = try AlignedBuffer<Float>(count: rows)
+    for i in 0 ..< cols { x.pointer[i] = Float(i % 17) * 0.1 - 0.8 }
+    let scratch = try AlignedBuffer<UInt8>(count: first.scratchBytes(tokens: 1) + 64)
+    let pool = threads > 1 ? ThreadPool(threads: threads) : nil
+    var sink: UInt64 = 0
+    func read(_ p: PackedWeights) {
+        let bytes = p.packedBytes, share = (bytes.count / threads) & ~127
+        if let pool {
+            pool.parallelFor(threads) { t, _ in
+                let n = t == threads - 1 ? (bytes.count - t * share) & ~127 : share
+                if plainRead(bytes.baseAddress! + t * share, n) == 42 { print("") }
+            }
+        } else {
+            sink &+= plainRead(bytes.baseAddress!, bytes.count & ~127)
+        }
+    }
+    /// One pass over all copies, by the kernel or by the plain read. Returns GB/s.
+    func pass(kernel: Bool) -> Double {
+        let t0 = now()
+        for (m, p) in zip(matrices, packed) {
+            if kernel {
+                linear(m, input: x.pointer, tokens: 1, output: y.pointer, scratch: scratch.rawBuffer, pool: pool, path: .simd)
+            } else {
+                read(p)
+            }
+        }
+        return Double(copies * packedCount) / (now() - t0) / 1e9
+    }
+    _ = pass(kernel: true); _ = pass(kernel: false)  // warm-up: first-use work and page faults
+    var ratios: [Double] = [], kernelRates: [Double] = [], readRates: [Double] = []
+    for i in 0 ..< pairs {
+        // pairs alternate which pass goes first, so a steady drift does not favour one side
+        let first = pass(kernel: i % 2 == 0), second = pass(kernel: i % 2 != 0)
+        let (k, r) = i % 2 == 0 ? (first, second) : (second, first)
+        kernelRates.append(k); readRates.append(r); ratios.append(k / r)
+    }
+    func median(_ v: [Double]) -> Double { let s = v.sorted(); return s[s.count / 2] }
+    func f(_ v: Double) -> String { String((v * 10).rounded() / 10) }
+    print("wall \(type.name) \(rows)x\(cols) threads \(threads): \(copies) copies, \((packedCount * copies) >> 20) MiB; pairs (kernel / read GB/s): "
+          + zip(kernelRates, readRates).map { "\(f($0)) / \(f($1))" }.joined(separator: ", "))
+    print("wall \(type.name) \(rows)x\(cols) threads \(threads): kernel \(f(median(kernelRates))) GB/s, read \(f(median(readRates))) GB/s, "
+          + "median ratio \(Int((median(ratios) * 100).rounded()))% (min \(Int((ratios.min()! * 100).rounded()))%, max \(Int((ratios.max()! * 100).rounded()))%)\(sink == 42 ? " " : "")")
     exit(0)
 }
 guard args.count >= 5, let type = TensorType.allCases.first(where: { $0.name.lowercased() == args[1].lowercased() }),
