@@ -633,7 +633,7 @@ CQ_VNNI static inline __attribute__((always_inline)) void cq_group_bf16_t(int c,
 // Q8_K activation block: f32 scale, 256 int8 quants, 16 int16 sums of 16 (292 bytes).
 #define CQ_Q8_K_BYTES 292
 #define CQ_PACKED_Q4_K_BLOCK 2368 /* d[16], dmin[16] (f16), scales[8][16], mins[4 pairs][16 rows][2] (u8), quants [4 pairs][8 k][16 rows][4] */
-#define CQ_PACKED_Q6_K_BLOCK 3360 /* d[16] (f16), scales[16][16] (i8), then per half h and k-group k: ql[l], ql[l+32], qh[l] lines of [16 rows][4] */
+#define CQ_PACKED_Q6_K_BLOCK 3360 /* d[16] (f16), scales[16][16] (i8), then per half h and k-group k: lines A, B, C of [16 rows][4] (see cq_pack_group_q6_K) */
 #define CQ_Q4_K_BYTES 144
 #define CQ_Q6_K_BYTES 210
 
@@ -659,7 +659,10 @@ static inline void cq_pack_group_q4_K(const uint8_t *src, size_t row_bytes, int 
     }
 }
 
-/// Repacks rows [16g, 16g+16) of a Q6_K matrix into packed group g.
+/// Repacks rows [16g, 16g+16) of a Q6_K matrix into packed group g. Each 6-bit value of sets 0-2 (elements l, l+32,
+/// l+64 of a 128-element half) fills the low six bits of its byte in lines A, B, C; the value of set 3 (element l+96)
+/// is spread over the top two bits of the three bytes (bits 0-1 in A, 2-3 in B, 4-5 in C). The kernel gets sets 0-2
+/// with one mask each and set 3 with three shifts, two bit-selects and a mask (llama.cpp's layout needs ~17 ops).
 static inline void cq_pack_group_q6_K(const uint8_t *src, size_t row_bytes, int rows, int g, int nsb, uint8_t *dst) {
     const int live = rows - g * 16 < 16 ? rows - g * 16 : 16;
     for (int sb = 0; sb < nsb; sb++) {
@@ -673,9 +676,15 @@ static inline void cq_pack_group_q6_K(const uint8_t *src, size_t row_bytes, int 
             for (int h = 0; h < 2; h++)
                 for (int k = 0; k < 8; k++) {
                     uint8_t *line = out + 288 + (h * 8 + k) * 3 * 64 + i * 4;  // read in this order by the kernel
-                    memcpy(line, ql + h * 64 + k * 4, 4);
-                    memcpy(line + 64, ql + h * 64 + 32 + k * 4, 4);
-                    memcpy(line + 128, qh + h * 32 + k * 4, 4);
+                    for (int b = 0; b < 4; b++) {
+                        const int l = k * 4 + b;
+                        const uint8_t lo = ql[h * 64 + l], hi = ql[h * 64 + 32 + l], bits = qh[h * 32 + l];
+                        const uint8_t q0 = (uint8_t)((lo & 0xF) | (bits & 3) << 4), q1 = (uint8_t)((hi & 0xF) | (bits >> 2 & 3) << 4);
+                        const uint8_t q2 = (uint8_t)((lo >> 4) | (bits >> 4 & 3) << 4), q3 = (uint8_t)((hi >> 4) | (bits >> 6) << 4);
+                        line[b] = (uint8_t)(q0 | (q3 & 3) << 6);
+                        line[64 + b] = (uint8_t)(q1 | (q3 >> 2 & 3) << 6);
+                        line[128 + b] = (uint8_t)(q2 | (q3 >> 4) << 6);
+                    }
                 }
         }
     }
@@ -740,7 +749,7 @@ CQ_VNNI static inline __attribute__((always_inline)) void cq_group_q6_K_vnni_t(
     // T <= 4: four integer sums (one per 32-element set) per token stay in registers
     __m512 acc[4];
     CQ_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
-    const __m512i low = _mm512_set1_epi8(0x0f), two = _mm512_set1_epi8(0x30);
+    const __m512i six = _mm512_set1_epi8(0x3f), m03 = _mm512_set1_epi8(0x03), m0f = _mm512_set1_epi8(0x0f);
     for (int sb = 0; sb < nsb; sb++) {
         const uint8_t *blk = group + (size_t)sb * CQ_PACKED_Q6_K_BLOCK;
         __m512i tot[4];
@@ -754,14 +763,17 @@ CQ_VNNI static inline __attribute__((always_inline)) void cq_group_q6_K_vnni_t(
                 }
                 CQ_UNROLL for (int k = kh * 4; k < kh * 4 + 4; k++) {
                     const uint8_t *line = blk + 288 + (h * 8 + k) * 3 * 64;
-                    const __m512i qa = _mm512_loadu_si512((const void *)line);
-                    const __m512i qb = _mm512_loadu_si512((const void *)(line + 64));
-                    const __m512i qh = _mm512_loadu_si512((const void *)(line + 128));
-                    __m512i q[4];  // ql nibble | two bits of qh moved to bits 4-5
-                    q[0] = _mm512_or_si512(_mm512_and_si512(qa, low), _mm512_and_si512(_mm512_slli_epi16(qh, 4), two));
-                    q[1] = _mm512_or_si512(_mm512_and_si512(qb, low), _mm512_and_si512(_mm512_slli_epi16(qh, 2), two));
-                    q[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(qa, 4), low), _mm512_and_si512(qh, two));
-                    q[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(qb, 4), low), _mm512_and_si512(_mm512_srli_epi16(qh, 2), two));
+                    const __m512i a = _mm512_loadu_si512((const void *)line);
+                    const __m512i b = _mm512_loadu_si512((const void *)(line + 64));
+                    const __m512i c = _mm512_loadu_si512((const void *)(line + 128));
+                    __m512i q[4];
+                    q[0] = _mm512_and_si512(a, six);
+                    q[1] = _mm512_and_si512(b, six);
+                    q[2] = _mm512_and_si512(c, six);
+                    // set 3: bits 6-7 of a, b, c to bits 0-1, 2-3, 4-5 (16-bit shifts; what they pull in from the
+                    // neighbouring byte lands in bits the selects and the final mask drop). 0xCA: mask ? x : y
+                    const __m512i ab = _mm512_ternarylogic_epi32(m03, _mm512_srli_epi16(a, 6), _mm512_srli_epi16(b, 4), 0xCA);
+                    q[3] = _mm512_and_si512(_mm512_ternarylogic_epi32(m0f, ab, _mm512_srli_epi16(c, 2), 0xCA), six);
                     CQ_UNROLL for (int t = 0; t < T; t++) {
                         const uint8_t *x = act + t * as + (size_t)sb * CQ_Q8_K_BYTES + 4 + h * 128 + k * 4;
                         CQ_UNROLL for (int set = 0; set < 4; set++)
