@@ -693,32 +693,33 @@ static inline void cq_pack_group_q6_K(const uint8_t *src, size_t row_bytes, int 
 
 CQ_VNNI static inline __attribute__((always_inline)) void cq_group_q4_K_vnni_t(
     int nsb, const uint8_t *group, const uint8_t *act, size_t as, float *out, size_t ldo, const int T) {
-    __m512 acc[8];
+    __m512 acc[4];  // T <= 4: two integer sums per token stay in registers
     CQ_UNROLL for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
     const __m512i low = _mm512_set1_epi8(0x0f), high = _mm512_set1_epi8((char)0xf0);
     for (int sb = 0; sb < nsb; sb++) {
         const uint8_t *blk = group + (size_t)sb * CQ_PACKED_Q4_K_BLOCK;
         // high nibbles are multiplied in place (16x their value, no shift per load) and summed apart in tot16,
         // divided by 16 once per super-block (exact: every term is a multiple of 16; |tot16| < 2^28)
-        __m512i tot[8], tot16[8];
+        __m512i tot[4], tot16[4];
         CQ_UNROLL for (int t = 0; t < T; t++) tot[t] = tot16[t] = _mm512_setzero_si512();
         for (int j = 0; j < 4; j++) {
-            CQ_UNROLL for (int half = 0; half < 2; half++) {  // low nibbles: sub-block 2j, high: 2j+1
-                __m512i isum[8];
-                CQ_UNROLL for (int t = 0; t < T; t++) isum[t] = _mm512_setzero_si512();
-                CQ_UNROLL for (int k = 0; k < 8; k++) {
-                    __m512i v = _mm512_loadu_si512((const void *)(blk + 320 + (j * 8 + k) * 64));
-                    v = _mm512_and_si512(v, half ? high : low);
-                    CQ_UNROLL for (int t = 0; t < T; t++) {
-                        const uint8_t *x = act + t * as + (size_t)sb * CQ_Q8_K_BYTES + 4 + j * 64 + half * 32 + k * 4;
-                        isum[t] = _mm512_dpbusd_epi32(isum[t], v, _mm512_set1_epi32(cq_bcast_x4(x)));
-                    }
-                }
-                const __m512i scale = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 64 + (2 * j + half) * 16)));
+            // each 64-byte line loaded once for both of its sub-blocks (low nibbles: 2j, high: 2j+1)
+            __m512i isum[4], isum16[4];
+            CQ_UNROLL for (int t = 0; t < T; t++) isum[t] = isum16[t] = _mm512_setzero_si512();
+            CQ_UNROLL for (int k = 0; k < 8; k++) {
+                const __m512i v = _mm512_loadu_si512((const void *)(blk + 320 + (j * 8 + k) * 64));
+                const __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(v, high);
                 CQ_UNROLL for (int t = 0; t < T; t++) {
-                    if (half) tot16[t] = _mm512_add_epi32(tot16[t], _mm512_mullo_epi32(isum[t], scale));
-                    else tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(isum[t], scale));
+                    const uint8_t *x = act + t * as + (size_t)sb * CQ_Q8_K_BYTES + 4 + j * 64 + k * 4;
+                    isum[t] = _mm512_dpbusd_epi32(isum[t], lo, _mm512_set1_epi32(cq_bcast_x4(x)));
+                    isum16[t] = _mm512_dpbusd_epi32(isum16[t], hi, _mm512_set1_epi32(cq_bcast_x4(x + 32)));
                 }
+            }
+            const __m512i scale = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 64 + 2 * j * 16)));
+            const __m512i scale16 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 64 + (2 * j + 1) * 16)));
+            CQ_UNROLL for (int t = 0; t < T; t++) {
+                tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(isum[t], scale));
+                tot16[t] = _mm512_add_epi32(tot16[t], _mm512_mullo_epi32(isum16[t], scale16));
             }
         }
         CQ_UNROLL for (int t = 0; t < T; t++) tot[t] = _mm512_add_epi32(tot[t], _mm512_srai_epi32(tot16[t], 4));
@@ -804,7 +805,8 @@ CQ_VNNI static inline __attribute__((always_inline)) void cq_group_q6_K_vnni_t(
     CQ_GROUP_FN(name, body, 8)
 CQ_GROUP_FNS(cq_gq8_0, cq_group_q8_0_vnni_t)
 CQ_GROUP_FNS(cq_gq4_0, cq_group_q4_0_vnni_t)
-CQ_GROUP_FNS(cq_gq4_K, cq_group_q4_K_vnni_t)
+CQ_GROUP_FN(cq_gq4_K, cq_group_q4_K_vnni_t, 1) CQ_GROUP_FN(cq_gq4_K, cq_group_q4_K_vnni_t, 2)
+CQ_GROUP_FN(cq_gq4_K, cq_group_q4_K_vnni_t, 3) CQ_GROUP_FN(cq_gq4_K, cq_group_q4_K_vnni_t, 4)
 CQ_GROUP_FNS(cq_gq5_0, cq_group_q5_0_vnni_t)
 CQ_GROUP_FNS(cq_gf16, cq_group_f16_t)
 CQ_GROUP_FNS(cq_gbf16, cq_group_bf16_t)
@@ -816,7 +818,7 @@ CQ_GROUP_FN(cq_gq6_K, cq_group_q6_K_vnni_t, 3) CQ_GROUP_FN(cq_gq6_K, cq_group_q6
 typedef void (*cq_group_fn)(int, const uint8_t *, const uint8_t *, size_t, float *, size_t);
 
 /// Largest token tile of each packed type's kernel.
-static inline int cq_group_max_tokens(int type) { return type == 3 ? 4 : 8; }
+static inline int cq_group_max_tokens(int type) { return type == 2 || type == 3 ? 4 : 8; }
 
 /// The packed kernel for `type` (0 Q8_0, 1 Q4_0, 2 Q4_K, 3 Q6_K, 4 Q5_0, 5 F16, 6 BF16) and T tokens (1...max): out[t * ldo + i] =
 /// row i of a packed 16-row group · activation row t (q8 rows for Q8_0/Q4_0/Q5_0, Q8_K rows for the K types, F32 rows for F16/BF16).
@@ -825,7 +827,7 @@ static inline cq_group_fn cq_group_kernel(int type, int T) {
     static const cq_group_fn table[7][8] = {
         {cq_gq8_0_1, cq_gq8_0_2, cq_gq8_0_3, cq_gq8_0_4, cq_gq8_0_5, cq_gq8_0_6, cq_gq8_0_7, cq_gq8_0_8},
         {cq_gq4_0_1, cq_gq4_0_2, cq_gq4_0_3, cq_gq4_0_4, cq_gq4_0_5, cq_gq4_0_6, cq_gq4_0_7, cq_gq4_0_8},
-        {cq_gq4_K_1, cq_gq4_K_2, cq_gq4_K_3, cq_gq4_K_4, cq_gq4_K_5, cq_gq4_K_6, cq_gq4_K_7, cq_gq4_K_8},
+        {cq_gq4_K_1, cq_gq4_K_2, cq_gq4_K_3, cq_gq4_K_4, NULL, NULL, NULL, NULL},
         {cq_gq6_K_1, cq_gq6_K_2, cq_gq6_K_3, cq_gq6_K_4, NULL, NULL, NULL, NULL},
         {cq_gq5_0_1, cq_gq5_0_2, cq_gq5_0_3, cq_gq5_0_4, cq_gq5_0_5, cq_gq5_0_6, cq_gq5_0_7, cq_gq5_0_8},
         {cq_gf16_1, cq_gf16_2, cq_gf16_3, cq_gf16_4, cq_gf16_5, cq_gf16_6, cq_gf16_7, cq_gf16_8},
