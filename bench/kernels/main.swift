@@ -48,6 +48,23 @@ if args.count >= 5, args[1] == "attention", let rows = Int(args[2]), let heads =
     print("attention rows \(rows) heads \(heads) d \(d) threads \(threads): \(best * 1e3) ms, \(flops / best / 1e9) GFLOP/s")
     exit(0)
 }
+var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+func nextRandom() -> UInt64 { seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17; return seed }
+
+/// Random bytes made into sane weights of `type`: every F16/BF16 value 0.01, every block scale 0.001.
+func fillSane(_ type: TensorType, _ weights: AlignedBuffer<UInt8>) {
+    for i in 0 ..< weights.count { weights.pointer[i] = UInt8(truncatingIfNeeded: nextRandom()) }
+    let p = weights.raw
+    switch type {
+    case .f32: for i in 0 ..< weights.count / 4 { p.storeBytes(of: Float(Int(nextRandom() % 2001) - 1000) / 1000, toByteOffset: i * 4, as: Float.self) }
+    case .f16, .bf16: for i in 0 ..< weights.count / 2 { p.storeBytes(of: type == .f16 ? floatToF16(0.01) : floatToBF16(0.01), toByteOffset: i * 2, as: UInt16.self) }
+    default:
+        for b in 0 ..< weights.count / type.blockBytes where type.blockBytes >= 18 {
+            p.storeBytes(of: floatToF16(0.001), toByteOffset: b * type.blockBytes, as: UInt16.self)
+        }
+    }
+}
+
 /// Sum of the 64-bit words of `bytes` bytes (a multiple of 128) at p: a read with next to no arithmetic, as bench/membw.c.
 func plainRead(_ p: UnsafeRawPointer, _ bytes: Int) -> UInt64 {
     var a = SIMD8<UInt64>(), b = SIMD8<UInt64>()
@@ -66,14 +83,9 @@ if args.count >= 5, args[1] == "wall", let type = TensorType.allCases.first(wher
     guard PackedWeights.isAvailable, PackedWeights.canPack(type), let rowBytes = type.byteCount(elements: cols) else {
         print("wall: \(type.name) is not packed on this machine"); exit(2)
     }
-    // one source matrix of sane blocks (every scale 0.001), packed many times into the arena
+    // one source matrix of sane blocks, packed many times into the arena
     let source = try AlignedBuffer<UInt8>(count: rows * rowBytes)
-    for i in 0 ..< source.count { source.pointer[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 7) }
-    if type == .f16 || type == .bf16 {
-        for i in 0 ..< source.count / 2 { source.raw.storeBytes(of: floatToF16(0.01), toByteOffset: i * 2, as: UInt16.self) }
-    } else {
-        for b in 0 ..< source.count / type.blockBytes { source.raw.storeBytes(of: floatToF16(0.001), toByteOffset: b * type.blockBytes, as: UInt16.self) }
-    }
+    fillSane(type, source)
     let arena = PackingArena()
     let first = try WeightMatrix(TensorData(name: "w", type: type, shape: [rows, cols], data: source.raw, byteCount: source.count),
                                  pack: true, arena: arena)
@@ -137,26 +149,12 @@ let path: KernelPath = args.count > 6 && args[6] == "portable" ? .portable : .si
 let reps = args.count > 7 ? Int(args[7]) ?? 20 : 20
 
 // random blocks with small positive/negative scales; several copies so decode reads from DRAM
-var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
-func nextRandom() -> UInt64 { seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17; return seed }
 let rowBytes = type.byteCount(elements: cols)!
 let matrixBytes = rows * rowBytes
 let copies = args.count > 9 ? max(1, Int(args[9]) ?? 1) : max(1, min(64, (256 << 20) / max(matrixBytes, 1)))
 let copiesToUse = tokens == 1 ? copies : 1
 let weights = try AlignedBuffer<UInt8>(count: matrixBytes * copiesToUse)
-for i in 0 ..< weights.count { weights.pointer[i] = UInt8(truncatingIfNeeded: nextRandom()) }
-if type.blockSize > 1 || type == .f16 || type == .bf16 || type == .f32 {
-    // make every scale/value a sane number
-    let p = weights.raw
-    switch type {
-    case .f32: for i in 0 ..< weights.count / 4 { p.storeBytes(of: Float(Int(nextRandom() % 2001) - 1000) / 1000, toByteOffset: i * 4, as: Float.self) }
-    case .f16, .bf16: for i in 0 ..< weights.count / 2 { p.storeBytes(of: type == .f16 ? floatToF16(0.01) : floatToBF16(0.01), toByteOffset: i * 2, as: UInt16.self) }
-    default:
-        for b in 0 ..< weights.count / type.blockBytes where type.blockBytes >= 18 {
-            p.storeBytes(of: floatToF16(0.001), toByteOffset: b * type.blockBytes, as: UInt16.self)
-        }
-    }
-}
+fillSane(type, weights)
 let x = try AlignedBuffer<Float>(count: tokens * cols)
 for i in 0 ..< x.count { x.pointer[i] = Float(Int(nextRandom() % 2001) - 1000) / 1000 }
 let y = try AlignedBuffer<Float>(count: tokens * rows)
