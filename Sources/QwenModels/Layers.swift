@@ -54,6 +54,31 @@ public struct Linear: Sendable {
             linear(weight, input: x, tokens: tokens, output: y, scratch: scratch, pool: pool)
         }
     }
+
+    func withBias<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
+        if let bias { bias.withUnsafeBufferPointer { body($0.baseAddress) } } else { body(nil) }
+    }
+
+    /// Two or three layers of the same input, each into its output, run as one batch of products (one job for the
+    /// pool; see `linear(_:input:tokens:scratch:pool:path:)`).
+    static func batch(_ x: UnsafePointer<Float>, tokens: Int, _ ws: Workspace, _ first: (Linear, UnsafeMutablePointer<Float>),
+                      _ second: (Linear, UnsafeMutablePointer<Float>), _ third: (Linear, UnsafeMutablePointer<Float>)? = nil) {
+        let count = third == nil ? 2 : 3
+        first.0.withBias { b0 in
+            second.0.withBias { b1 in
+                (third?.0 ?? second.0).withBias { b2 in
+                    withUnsafeTemporaryAllocation(of: LinearProduct.self, capacity: 3) { products in
+                        products.initializeElement(at: 0, to: LinearProduct(first.0.weight, output: first.1, bias: b0))
+                        products.initializeElement(at: 1, to: LinearProduct(second.0.weight, output: second.1, bias: b1))
+                        if let third { products.initializeElement(at: 2, to: LinearProduct(third.0.weight, output: third.1, bias: b2)) }
+                        defer { products.baseAddress!.deinitialize(count: count) }
+                        linear(UnsafeBufferPointer(rebasing: products[..<count]), input: x, tokens: tokens,
+                               scratch: ws.quantized.rawBuffer, pool: ws.pool)
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// RMSNorm with a learned gain.
@@ -85,8 +110,7 @@ public struct SwiGLU: Sendable {
 
     public func callAsFunction(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, _ ws: Workspace) {
         let inner = gate.weight.rows
-        gate(x, tokens: tokens, into: ws.gate.pointer, ws)
-        up(x, tokens: tokens, into: ws.up.pointer, ws)
+        Linear.batch(x, tokens: tokens, ws, (gate, ws.gate.pointer), (up, ws.up.pointer))
         Ops.siluMul(ws.gate.pointer, ws.up.pointer, count: tokens * inner)
         down(ws.gate.pointer, tokens: tokens, into: y, ws)
     }
@@ -144,9 +168,7 @@ public struct SelfAttention: Sendable {
         let qRow = heads * headDim, kvRow = kvHeads * headDim
         switch projection {
         case let .separate(query, key, value):
-            query(x, tokens: tokens, into: ws.q.pointer, ws)
-            key(x, tokens: tokens, into: ws.k.pointer, ws)
-            value(x, tokens: tokens, into: ws.v.pointer, ws)
+            Linear.batch(x, tokens: tokens, ws, (query, ws.q.pointer), (key, ws.k.pointer), (value, ws.v.pointer))
         case let .fused(qkv):
             qkv(x, tokens: tokens, into: ws.qkv.pointer, ws)
             let row = qRow + 2 * kvRow

@@ -65,7 +65,7 @@ public func linear(_ w: WeightMatrix, input x: UnsafePointer<Float>, tokens: Int
     let packed = path == .simd ? w.packing?.weights(pool: pool) : nil  // packs the matrix on its first use
     #endif
     let profileStart = MatmulProfile.enabled && tokens == 1 ? MatmulProfile.now() : 0
-    defer { if profileStart != 0 { MatmulProfile.record(w, since: profileStart) } }
+    defer { if profileStart != 0 { MatmulProfile.record([w], since: profileStart) } }
     let scratch = scratchBuffer.baseAddress
     #if arch(x86_64)
     if let scratch, let packed {
@@ -136,6 +136,50 @@ public func linear(_ w: WeightMatrix, input x: UnsafePointer<Float>, tokens: Int
             let xq = xq!
             dispatch { wr, t in kernels.dot(wr, xq + t * xStride, n) }
         }
+    }
+}
+
+/// One product of a batch that shares its input (`linear(_:input:tokens:scratch:pool:)`).
+public struct LinearProduct {
+    public let weight: WeightMatrix
+    public let output: UnsafeMutablePointer<Float>
+    public let bias: UnsafePointer<Float>?
+
+    public init(_ weight: WeightMatrix, output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>? = nil) {
+        self.weight = weight
+        self.output = output
+        self.bias = bias
+    }
+}
+
+/// The products of one input with several matrices of the same width (a layer's query, key and value projections;
+/// its gate and up projections), each as `linear(_:input:...)` computes it. When every matrix is packed they run as
+/// one job for the pool, its tasks spread over all their rows: one hand-out and one wait instead of one per matrix,
+/// which at two threads made a small product (the key and value projections) stream at half speed. Otherwise, and
+/// when `scratch` cannot hold every kind of activations they need at once, one after another.
+public func linear(_ products: UnsafeBufferPointer<LinearProduct>, input x: UnsafePointer<Float>, tokens: Int,
+                   scratch: UnsafeMutableRawBufferPointer, pool: ThreadPool?, path: KernelPath = .best) {
+    #if arch(x86_64)
+    if products.count > 1, path == .simd, let scratchBase = scratch.baseAddress {
+        let ran = withUnsafeTemporaryAllocation(of: PackedWeights.Product.self, capacity: products.count) { packed -> Bool in
+            var count = 0
+            defer { packed.baseAddress!.deinitialize(count: count) }
+            for p in products {  // packs the matrices on their first use
+                guard p.weight.columns == products[0].weight.columns, let w = p.weight.packing?.weights(pool: pool) else { return false }
+                (packed.baseAddress! + count).initialize(to: PackedWeights.Product(weights: w, output: p.output, bias: p.bias))
+                count += 1
+            }
+            let profileStart = MatmulProfile.enabled && tokens == 1 ? MatmulProfile.now() : 0
+            guard PackedWeights.multiply(UnsafeBufferPointer(packed), input: x, tokens: tokens, scratch: scratchBase,
+                                         scratchBytes: scratch.count, pool: pool) else { return false }
+            if profileStart != 0 { MatmulProfile.record(products.map(\.weight), since: profileStart) }
+            return true
+        }
+        if ran { return }
+    }
+    #endif
+    for p in products {
+        linear(p.weight, input: x, tokens: tokens, output: p.output, bias: p.bias, scratch: scratch, pool: pool, path: path)
     }
 }
 

@@ -21,12 +21,14 @@ enum MatmulProfile {
         return ts.tv_sec * 1_000_000_000 + ts.tv_nsec
     }
 
-    static func record(_ w: WeightMatrix, since start: Int) {
-        let elapsed = now() - start, key = "\(w.type.name) \(w.rows)x\(w.columns)"
+    /// Records one product, or one batch of products run as one job (keyed by all their shapes).
+    static func record(_ matrices: [WeightMatrix], since start: Int) {
+        let elapsed = now() - start
+        let key = matrices.map { "\($0.type.name) \($0.rows)x\($0.columns)" }.joined(separator: " + ")
         table.withLock { table in
             if table.isEmpty { atexit { MatmulProfile.report() } }
             table[key, default: Entry()].nanoseconds += elapsed
-            table[key]!.bytes += w.rows * w.rowBytes
+            table[key]!.bytes += matrices.reduce(0) { $0 + $1.rows * $1.rowBytes }
             table[key]!.calls += 1
         }
     }

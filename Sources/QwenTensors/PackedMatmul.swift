@@ -136,29 +136,105 @@ public final class PackedWeights: @unchecked Sendable {
     public func scratchBytes(tokens: Int) -> Int { tokens * activationRowBytes }
 
     #if arch(x86_64)
-    /// y[t][r] = row r · x[t] (+ bias[r]) for every row and token.
-    func multiply(input x: UnsafePointer<Float>, tokens: Int, output y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
-                  scratch: UnsafeMutableRawPointer, pool: ThreadPool?) {
-        // F16/BF16 multiply the F32 input as it is; the others quantize it once per token
-        let act = usesF32 ? UnsafeMutableRawPointer(mutating: x).assumingMemoryBound(to: UInt8.self) : scratch.assumingMemoryBound(to: UInt8.self)
-        let actStride = usesF32 ? columns * 4 : activationRowBytes
-        // activation bytes per block: q8 rows are prepared per panel (their scales and sums follow the panel's quants)
-        let actBlockBytes = usesF32 ? 4 : usesQ8K ? Int(CQ_Q8_K_BYTES) : 40
-        for t in 0 ..< tokens where !usesF32 {
+    /// Activation bytes per block: q8 rows are prepared per panel (their scales and sums follow the panel's quants).
+    private var activationBlockBytes: Int { usesF32 ? 4 : usesQ8K ? Int(CQ_Q8_K_BYTES) : 40 }
+    private var activationStride: Int { usesF32 ? columns * 4 : activationRowBytes }
+
+    /// Whether `other` reads activations prepared exactly as this matrix's: same width, kind and panels.
+    func sharesActivations(with other: PackedWeights) -> Bool {
+        guard columns == other.columns, usesF32 == other.usesF32, usesQ8K == other.usesQ8K, panels.count == other.panels.count else {
+            return false
+        }
+        for (a, b) in zip(panels, other.panels) where a.first != b.first { return false }
+        return true
+    }
+
+    /// Prepares `tokens` input rows as the kernels read them into `scratch` (F16/BF16 read the input as it is).
+    private func prepare(_ x: UnsafePointer<Float>, tokens: Int, scratch: UnsafeMutableRawPointer) -> UnsafeMutablePointer<UInt8> {
+        if usesF32 { return UnsafeMutableRawPointer(mutating: x).assumingMemoryBound(to: UInt8.self) }
+        let act = scratch.assumingMemoryBound(to: UInt8.self), stride = activationStride, blockBytes = activationBlockBytes
+        for t in 0 ..< tokens {
             if usesQ8K {
-                cq_quantize_row_q8_K_avx2(x + t * columns, act + t * actStride, Int32(columns))
+                cq_quantize_row_q8_K_avx2(x + t * columns, act + t * stride, Int32(columns))
             } else {
                 for panel in panels {
-                    cq_prepare_q8row_avx2(x + t * columns + panel.first * 32, act + t * actStride + panel.first * actBlockBytes,
+                    cq_prepare_q8row_avx2(x + t * columns + panel.first * 32, act + t * stride + panel.first * blockBytes,
                                           Int32(panel.blocks * 32))
                 }
             }
         }
-        let threads = pool?.threadCount ?? 1
-        let work = rows * columns * tokens
-        let tasksWanted = work < 1 << 16 ? 1 : threads * 4
-        let groupsPerTask = max(1, (groups + tasksWanted - 1) / tasksWanted)
-        let taskCount = (groups + groupsPerTask - 1) / groupsPerTask
+        return act
+    }
+
+    /// y[t][r] = row r · x[t] (+ bias[r]) for every row and token.
+    func multiply(input x: UnsafePointer<Float>, tokens: Int, output y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
+                  scratch: UnsafeMutableRawPointer, pool: ThreadPool?) {
+        withUnsafeTemporaryAllocation(of: Product.self, capacity: 1) { products in
+            products.initialize(repeating: Product(weights: self, output: y, bias: bias))
+            defer { products.baseAddress!.deinitialize(count: 1) }
+            _ = Self.multiply(UnsafeBufferPointer(products), input: x, tokens: tokens, scratch: scratch, scratchBytes: .max, pool: pool)
+        }
+    }
+
+    /// One matrix of a batch of products of the same input.
+    struct Product {
+        let weights: PackedWeights
+        let output: UnsafeMutablePointer<Float>
+        let bias: UnsafePointer<Float>?
+    }
+
+    /// The products of one input with several matrices of the same width, scheduled as one stacked matrix: the pool
+    /// hands out tasks over all their row groups at once, so the batch costs one hand-out and one wait instead of one
+    /// per matrix. Activations are prepared once per kind. Returns false, having done nothing, when `scratchBytes`
+    /// cannot hold the activations of every kind the batch needs.
+    static func multiply(_ products: UnsafeBufferPointer<Product>, input x: UnsafePointer<Float>, tokens: Int,
+                         scratch: UnsafeMutableRawPointer, scratchBytes: Int, pool: ThreadPool?) -> Bool {
+        var needed = 0
+        for (i, p) in products.enumerated() where i == 0 || !p.weights.sharesActivations(with: products[i - 1].weights) {
+            needed += p.weights.usesF32 ? 0 : tokens * p.weights.activationRowBytes
+        }
+        guard needed <= scratchBytes else { return false }
+        return withUnsafeTemporaryAllocation(of: UnsafePointer<UInt8>.self, capacity: products.count) { acts in
+            var offset = 0, groups = 0, work = 0
+            for (i, p) in products.enumerated() {
+                if i > 0, p.weights.sharesActivations(with: products[i - 1].weights) {
+                    acts[i] = acts[i - 1]
+                } else {
+                    acts[i] = UnsafePointer(p.weights.prepare(x, tokens: tokens, scratch: scratch + offset))
+                    offset += p.weights.usesF32 ? 0 : tokens * p.weights.activationRowBytes
+                }
+                groups += p.weights.groups
+                work += p.weights.rows * p.weights.columns * tokens
+            }
+            let threads = pool?.threadCount ?? 1
+            let tasksWanted = work < 1 << 16 ? 1 : threads * 4
+            let groupsPerTask = max(1, (groups + tasksWanted - 1) / tasksWanted)
+            let taskCount = (groups + groupsPerTask - 1) / groupsPerTask
+            // a task's groups [g0, g1) of the stacked matrix, run piece by piece in the matrices they fall in
+            func task(_ index: Int, _: Int) {
+                let g0 = index * groupsPerTask, g1 = min(groups, g0 + groupsPerTask)
+                var first = 0
+                for (i, p) in products.enumerated() {
+                    let last = first + p.weights.groups
+                    if g0 < last, g1 > first {
+                        p.weights.run(groups: max(g0, first) - first, min(g1, last) - first, activations: acts[i], tokens: tokens,
+                                      output: p.output, bias: p.bias)
+                    }
+                    first = last
+                }
+            }
+            if let pool, taskCount > 1 {
+                pool.parallelFor(taskCount, task)
+            } else {
+                for i in 0 ..< taskCount { task(i, 0) }
+            }
+            return true
+        }
+    }
+
+    /// y[t][r] (+ bias[r]) for the rows of groups [g0, g1) and every token, from prepared activations.
+    private func run(groups g0: Int, _ g1: Int, activations act: UnsafePointer<UInt8>, tokens: Int,
+                     output y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?) {
         let base = UnsafeRawPointer(storage).assumingMemoryBound(to: UInt8.self)
         let kind: Int32
         switch type {
@@ -170,51 +246,40 @@ public final class PackedWeights: @unchecked Sendable {
         case .bf16: kind = 6
         default: kind = 3
         }
-        let rows = self.rows, blockBytes = self.blockBytes
+        let rows = self.rows, blockBytes = self.blockBytes, actStride = activationStride, actBlockBytes = activationBlockBytes
         let tile = Int(cq_group_max_tokens(kind))
-        let panels = self.panels
-
-        func task(_ index: Int, _: Int) {
-            let g0 = index * groupsPerTask, g1 = min(groups, g0 + groupsPerTask)
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * 16) { tail in
-                for (p, panel) in panels.enumerated() {
-                    let nb = Int32(panel.blocks), groupBytes = panel.blocks * blockBytes
-                    let panelBase = base + panel.offset, panelAct = act + panel.first * actBlockBytes
-                    // chunks of groups that stay in L2 while every token tile passes over them
-                    let chunkGroups = max(1, (256 << 10) / groupBytes)
-                    for c0 in stride(from: g0, to: g1, by: chunkGroups) {
-                        for t0 in stride(from: 0, to: tokens, by: tile) {
-                            let tn = min(tile, tokens - t0)
-                            let a = UnsafePointer(panelAct + t0 * actStride), run = cq_group_kernel(kind, Int32(tn))!
-                            for g in c0 ..< min(g1, c0 + chunkGroups) {
-                                let r0 = g * 16, group = panelBase + g * groupBytes
-                                if p == 0, r0 + 16 <= rows {
-                                    run(nb, group, a, actStride, y + t0 * rows + r0, rows)
-                                    continue
-                                }
-                                // later panels add to the first one's sums; a last partial group writes only its rows
-                                run(nb, group, a, actStride, tail.baseAddress!, 16)
-                                for t in 0 ..< tn {
-                                    let out = y + (t0 + t) * rows + r0
-                                    for i in 0 ..< min(16, rows - r0) { out[i] = p == 0 ? tail[t * 16 + i] : out[i] + tail[t * 16 + i] }
-                                }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * 16) { tail in
+            for (p, panel) in panels.enumerated() {
+                let nb = Int32(panel.blocks), groupBytes = panel.blocks * blockBytes
+                let panelBase = base + panel.offset, panelAct = act + panel.first * actBlockBytes
+                // chunks of groups that stay in L2 while every token tile passes over them
+                let chunkGroups = max(1, (256 << 10) / groupBytes)
+                for c0 in stride(from: g0, to: g1, by: chunkGroups) {
+                    for t0 in stride(from: 0, to: tokens, by: tile) {
+                        let tn = min(tile, tokens - t0)
+                        let a = panelAct + t0 * actStride, run = cq_group_kernel(kind, Int32(tn))!
+                        for g in c0 ..< min(g1, c0 + chunkGroups) {
+                            let r0 = g * 16, group = panelBase + g * groupBytes
+                            if p == 0, r0 + 16 <= rows {
+                                run(nb, group, a, actStride, y + t0 * rows + r0, rows)
+                                continue
+                            }
+                            // later panels add to the first one's sums; a last partial group writes only its rows
+                            run(nb, group, a, actStride, tail.baseAddress!, 16)
+                            for t in 0 ..< tn {
+                                let out = y + (t0 + t) * rows + r0
+                                for i in 0 ..< min(16, rows - r0) { out[i] = p == 0 ? tail[t * 16 + i] : out[i] + tail[t * 16 + i] }
                             }
                         }
                     }
                 }
             }
-            if let bias {
-                let r0 = g0 * 16, r1 = min(rows, g1 * 16)
-                for t in 0 ..< tokens {
-                    for r in r0 ..< r1 { y[t * rows + r] += bias[r] }
-                }
-            }
         }
-
-        if let pool, taskCount > 1 {
-            pool.parallelFor(taskCount, task)
-        } else {
-            for i in 0 ..< taskCount { task(i, 0) }
+        if let bias {
+            let r0 = g0 * 16, r1 = min(rows, g1 * 16)
+            for t in 0 ..< tokens {
+                for r in r0 ..< r1 { y[t * rows + r] += bias[r] }
+            }
         }
     }
     #endif

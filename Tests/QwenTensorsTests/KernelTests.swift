@@ -395,3 +395,51 @@ private func referenceExp(_ x: Double) -> Double { Glibc.exp(x) }
         for i in outputs[0].indices { #expect(abs(outputs[0][i] - outputs[1][i]) < 1e-5) }
     }
 }
+
+extension KernelTests {
+    /// A batch of products of one input (a layer's q, k and v; gate and up) against each product alone: the same
+    /// numbers, with matrices whose rows end in partial 16-row groups (the batch's tasks cross matrix boundaries
+    /// there), with biases or not, mixed activation kinds (Q4_0 and Q8_0 share prepared rows, Q4_K needs Q8_K ones),
+    /// 1 and 3 threads, and a scratch that holds only one kind, so the batch runs the products one after another.
+    @Test(arguments: [1, 7])
+    func batchOfProductsMatchesEachProductAlone(tokens: Int) throws {
+        let cols = 512
+        let specs: [(type: TensorType, rows: Int, bias: Bool)] = [(.q4_0, 70, true), (.q8_0, 16, false), (.q4_K, 45, true), (.q4_0, 33, false)]
+        var rng = TestRandom(99)
+        let x = try AlignedBuffer<Float>(count: tokens * cols)
+        for i in 0 ..< x.count { x.pointer[i] = rng.float() }
+        var matrices: [WeightMatrix] = [], stored: [AlignedBuffer<UInt8>] = [], biases: [AlignedBuffer<Float>?] = []
+        for (i, spec) in specs.enumerated() {
+            let w = rng.floats(spec.rows * cols), rowBytes = spec.type.byteCount(elements: cols)!
+            let bytes = try AlignedBuffer<UInt8>(count: spec.rows * rowBytes)
+            w.withUnsafeBufferPointer { for r in 0 ..< spec.rows { WeightQuantizer.quantize(spec.type, $0.baseAddress! + r * cols, bytes.raw + r * rowBytes, cols) } }
+            stored.append(bytes)
+            matrices.append(try WeightMatrix(TensorData(name: "w\(i)", type: spec.type, shape: [spec.rows, cols], data: bytes.raw, byteCount: bytes.count),
+                                             pack: true))
+            let bias = spec.bias ? try AlignedBuffer<Float>(count: spec.rows) : nil
+            if let bias { for r in 0 ..< spec.rows { bias.pointer[r] = rng.float() } }
+            biases.append(bias)
+        }
+        let singleScratch = matrices.map { $0.scratchBytes(tokens: tokens) }.max()!
+        for threads in [1, 3] {
+            let pool = threads > 1 ? ThreadPool(threads: threads) : nil
+            for scratchBytes in [4 * singleScratch, singleScratch] {
+                let scratch = try AlignedBuffer<UInt8>(count: scratchBytes)
+                let alone = try specs.map { try AlignedBuffer<Float>(count: tokens * $0.rows) }
+                let batched = try specs.map { try AlignedBuffer<Float>(count: tokens * $0.rows) }
+                for i in specs.indices {
+                    linear(matrices[i], input: x.pointer, tokens: tokens, output: alone[i].pointer, bias: biases[i].map { UnsafePointer($0.pointer) },
+                           scratch: scratch.rawBuffer, pool: pool)
+                }
+                let products = specs.indices.map { LinearProduct(matrices[$0], output: batched[$0].pointer, bias: biases[$0].map { UnsafePointer($0.pointer) }) }
+                products.withUnsafeBufferPointer { linear($0, input: x.pointer, tokens: tokens, scratch: scratch.rawBuffer, pool: pool) }
+                for i in specs.indices {
+                    let a = Array(UnsafeBufferPointer(start: alone[i].pointer, count: alone[i].count))
+                    let b = Array(UnsafeBufferPointer(start: batched[i].pointer, count: batched[i].count))
+                    #expect(a == b && !a.contains { $0.isNaN }, "\(specs[i].type.name) \(specs[i].rows) rows, tokens \(tokens), threads \(threads), scratch \(scratchBytes)")
+                }
+            }
+        }
+        withExtendedLifetime(stored) {}
+    }
+}
